@@ -1,0 +1,65 @@
+"""Embedders: the `Embedder` protocol and a name -> factory registry of backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from index.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rag.settings import EmbeddingSettings
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalized float32 vectors of a fixed dimension."""
+
+    @property
+    def id(self) -> str:
+        """Identifies the model (and so the vector space); recorded in an index's manifest."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """Prefixes for "query" and "passage" texts (empty when the model uses none)."""
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input in tokens (special tokens included) before truncation."""
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32, rows L2-normalized."""
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32, rows L2-normalized."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts without prompt and special tokens (used to size passages)."""
+
+
+EmbedderFactory = Callable[["EmbeddingSettings"], Embedder]
+
+
+def _sentence_transformers(settings: EmbeddingSettings) -> Embedder:
+    from rag.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings)
+
+
+BACKENDS: dict[str, EmbedderFactory] = {"sentence-transformers": _sentence_transformers}
+
+
+def create_embedder(settings: EmbeddingSettings, backend: str = "sentence-transformers") -> Embedder:
+    """Build the embedder named by `backend`; the model loads lazily on first use."""
+    try:
+        factory = BACKENDS[backend]
+    except KeyError:
+        raise ConfigError(
+            f"unknown embedding backend {backend!r}; valid backends: {', '.join(sorted(BACKENDS))}"
+        ) from None
+    return factory(settings)

