@@ -69,6 +69,9 @@ class SentenceTransformerEmbedder:
 
     def _load(self) -> Any:
         import torch
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
 
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)

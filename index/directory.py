@@ -1,0 +1,600 @@
+"""`Index`: one index directory, the facade over the chunk store, the vector file and the manifest.
+
+SQLite is the single commit point. `vectors.faiss` and `manifest.json` are derived from it and
+rewritten (atomically, manifest last) after every committed write; on open, a FAISS file whose
+manifest does not match SQLite's generation or checksum is rebuilt from the `vectors` table. So
+a crash at any moment leaves an index that opens with exactly the last committed state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import filelock
+import numpy as np
+
+from . import atomic, crashpoints, manifest
+from .errors import (
+    ConfigError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+)
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, VECTORS_NAME, IndexSpec, Manifest
+from .records import ChunkRecord, DocumentRecord, StoredChunk, WriteResult
+from .store import (
+    DB_NAME,
+    PreparedDocument,
+    Store,
+    WriteOutcome,
+    create_database,
+    metadata_json,
+)
+from .vectors import FaissFlatIndex, Hits, as_matrix
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "write.lock"
+_NORM_TOLERANCE = 1e-3
+
+
+class Index:
+    """An on-disk index: documents, chunks and their vectors. Open it with `Index.open`.
+
+    Readers need no lock and may run in several processes while one process writes; a reader
+    picks up other processes' commits on its next `search`. Writes hold `write.lock`. Methods
+    are safe to call from several threads (they are serialised).
+    """
+
+    def __init__(self, path: Path, spec: IndexSpec, store: Store, lock_timeout: float) -> None:
+        self.path = path
+        self.spec = spec
+        self._store: Store | None = store
+        self._lock_timeout = lock_timeout
+        self._lock = filelock.FileLock(str(path / LOCK_NAME))
+        self._mutex = threading.RLock()
+        self._vectors = FaissFlatIndex.empty(spec.dim)
+        self._generation = -1  # of the vectors in memory; -1 forces a load
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        spec: IndexSpec | None = None,
+        *,
+        create: bool = False,
+        lock_timeout: float = 10.0,
+    ) -> Index:
+        """Open the index at `path`, checking it was built with `spec` (None: take it as stored).
+
+        With `create=True` (which needs a spec) a missing or empty directory becomes a new index.
+        """
+        directory = Path(path).expanduser()
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
+            raise ConfigError(f"lock_timeout must be a number of seconds, got {lock_timeout!r}")
+        if lock_timeout < 0:
+            raise ConfigError(f"lock_timeout must be >= 0 seconds, got {lock_timeout}")
+        if not _is_index_directory(directory):
+            if not create or spec is None:
+                if create:
+                    raise ConfigError("creating an index needs an IndexSpec (embedder id, dim)")
+                raise IndexNotFoundError(
+                    f"No index at {directory}. Run `rag index PATH --index {directory}` first "
+                    f"to build one."
+                )
+            _create(directory, spec, lock_timeout)
+        return cls._open_existing(directory, spec, lock_timeout)
+
+    @staticmethod
+    def exists(path: str | Path) -> bool:
+        """True when `path` holds an index; False when missing or empty; ConfigError otherwise."""
+        return _is_index_directory(Path(path).expanduser())
+
+    @classmethod
+    def _open_existing(cls, path: Path, spec: IndexSpec | None, lock_timeout: float) -> Index:
+        recorded = _read_manifest(path)
+        if not (path / DB_NAME).exists():
+            raise IndexCorruptError(
+                f"{path} has a {MANIFEST_NAME} but no {DB_NAME}, which holds the index's data; "
+                f"it cannot be recovered: re-index into a new directory (--index NEW_DIR)"
+            )
+        store = Store.open(path)
+        try:
+            _migrate(store, path, lock_timeout)
+            stored_version = store.format_version()
+            if stored_version > FORMAT_VERSION:
+                raise _newer_format(path, stored_version)
+            stored_spec = store.spec()
+            if spec is not None:
+                manifest.check_spec(path, stored_spec, spec)
+            index = cls(path, stored_spec, store, lock_timeout)
+            with index._mutex:
+                rebuilt = index._load_vectors(recorded)
+                if rebuilt:
+                    index._try_persist()
+        except BaseException:
+            store.close()
+            raise
+        return index
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def content_hashes(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """doc_id -> stored content hash, for the given ids that are in the index."""
+        with self._mutex:
+            return self._open_store().content_hashes(doc_ids)
+
+    def doc_ids_for_sources(self, sources: Iterable[str]) -> dict[str, list[str]]:
+        """source -> doc ids stored from it, for every source asked about (empty list if none)."""
+        with self._mutex:
+            return self._open_store().doc_ids_for_sources(sources)
+
+    def search(
+        self, vectors: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Per query vector, up to k (row id, score) pairs, best first.
+
+        `vectors` has shape (n, dim) or (dim,). `allowed` restricts the search to those row ids
+        (filtering happens inside the search, so k hits come back whenever k allowed exist).
+        """
+        with self._mutex:
+            self._open_store()
+            queries = as_matrix(vectors, self.spec.dim)
+            self._sync()
+            hits: Hits = self._vectors.search(queries, k, allowed=allowed)
+            return hits
+
+    def chunks(self, row_ids: Sequence[int]) -> list[StoredChunk]:
+        """The chunks with these row ids, in the given order.
+
+        Ids not in the index (e.g. removed by another process since the search) are skipped;
+        match results up by `StoredChunk.row_id`.
+        """
+        with self._mutex:
+            return self._open_store().chunks(row_ids)
+
+    def chunk_row_ids(
+        self,
+        *,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        sources: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Row ids (int64, ascending) of chunks whose document matches every given filter.
+
+        Dates are ISO and may be partial: date_from "2022-06" means >= 2022-06-01, date_to
+        "2022-06" means <= 2022-06-30. A document with a partial date matches if its period
+        overlaps the range; documents without a date are excluded when a date filter is set.
+        """
+        with self._mutex:
+            return self._open_store().chunk_row_ids(
+                date_from=date_from, date_to=date_to, sources=sources, languages=languages
+            )
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every document: doc_id, source, title, date, language, n_chunks (by doc_id)."""
+        with self._mutex:
+            return self._open_store().documents()
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        """One document with its text, metadata, url, content_hash, added_at and n_chunks."""
+        with self._mutex:
+            return self._open_store().document(doc_id)
+
+    def info(self) -> dict[str, Any]:
+        """path, format_version, spec, counts, generation, size_bytes, created_at, updated_at."""
+        with self._mutex:
+            store = self._open_store()
+            with store.snapshot():
+                generation = store.generation()
+                documents, chunks = store.counts()
+                created_at = store.created_at()
+            recorded = _read_manifest(self.path, quiet=True)
+            updated_at = recorded.updated_at if recorded is not None else None
+            return {
+                "path": str(self.path),
+                "format_version": FORMAT_VERSION,
+                "spec": self.spec.to_json(),
+                "counts": {"documents": documents, "chunks": chunks},
+                "generation": generation,
+                "size_bytes": _directory_size(self.path),
+                "created_at": created_at,
+                "updated_at": updated_at,
+            }
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(
+        self, upserts: Sequence[DocumentRecord] = (), removals: Iterable[str] = ()
+    ) -> WriteResult:
+        """Add, replace and remove documents in one atomic transaction.
+
+        An upsert whose doc_id is stored with the same content_hash is unchanged (no work);
+        otherwise the old document, chunks and vectors are replaced. Removals are doc ids;
+        unknown ones are ignored. Every vector is checked before the database is touched.
+        """
+        with self._mutex:
+            self._open_store()
+            removal_ids = _removal_ids(removals)
+            prepared = self._prepare(list(upserts), set(removal_ids))
+            if not prepared and not removal_ids:
+                return WriteResult()
+            with self._holding_lock():
+                return self._write_locked(prepared, removal_ids)
+
+    def _write_locked(
+        self, prepared: list[PreparedDocument], removal_ids: list[str]
+    ) -> WriteResult:
+        store = self._open_store()
+        self._sync()  # another process may have written since we loaded the vectors
+        atomic.remove_stale_temp_files(self.path)
+        with store.write_transaction():
+            outcome = store.apply_write(prepared, removal_ids, manifest.now_iso(), self.spec.dim)
+            crashpoints.reached("before_commit")
+        if not outcome.changed:
+            return outcome.result
+        crashpoints.reached("after_commit")
+        self._apply_to_vectors(outcome, store.generation())
+        try:
+            self._persist()
+        except OSError as exc:
+            logger.error(
+                "the write to %s is committed, but %s/%s could not be rewritten (%s); they will "
+                "be rebuilt when the index is next opened",
+                self.path, VECTORS_NAME, MANIFEST_NAME, exc,
+            )  # fmt: skip
+        return outcome.result
+
+    def _apply_to_vectors(self, outcome: WriteOutcome, generation: int) -> None:
+        try:
+            self._vectors.remove(outcome.removed_row_ids)
+            self._vectors.add(outcome.added_row_ids, outcome.added_vectors)
+        except BaseException:
+            self._generation = -1  # memory no longer matches any generation: reload next time
+            raise
+        self._generation = generation
+
+    def _prepare(
+        self, upserts: list[DocumentRecord], removal_ids: set[str]
+    ) -> list[PreparedDocument]:
+        """Validate every record and vector before anything touches the database."""
+        prepared: list[PreparedDocument] = []
+        seen_docs: set[str] = set()
+        seen_chunks: dict[str, str] = {}
+        for doc in upserts:
+            _check_document(doc)
+            if doc.doc_id in seen_docs:
+                raise ConfigError(
+                    f"document {doc.doc_id!r} appears twice in one write; pass it once"
+                )
+            if doc.doc_id in removal_ids:
+                raise ConfigError(
+                    f"document {doc.doc_id!r} is both upserted and removed in one write; do one"
+                )
+            seen_docs.add(doc.doc_id)
+            for chunk in doc.chunks:
+                _check_chunk(chunk, doc.doc_id, seen_chunks)
+            vectors = self._chunk_vectors(doc)
+            prepared.append(PreparedDocument(doc, vectors, metadata_json(doc.metadata, doc.doc_id)))
+        return prepared
+
+    def _chunk_vectors(self, doc: DocumentRecord) -> np.ndarray:
+        dim = self.spec.dim
+        if not doc.chunks:
+            return np.empty((0, dim), dtype=np.float32)
+        for chunk in doc.chunks:
+            shape = np.shape(chunk.vector)
+            if shape != (dim,):
+                got = shape[0] if len(shape) == 1 else f"shape {shape}"
+                raise IndexMismatchError(
+                    f"the vector of chunk {chunk.chunk_id!r} (document {doc.doc_id!r}) has "
+                    f"dimension {got}, but the index holds dimension {dim} (embedding model "
+                    f"{self.spec.embedder_id!r}); embed with that model or re-index into a new "
+                    f"directory (--index NEW_DIR)"
+                )
+        stacked = np.stack([np.asarray(chunk.vector) for chunk in doc.chunks])
+        matrix = as_matrix(stacked, dim, what=f"a vector of document {doc.doc_id!r}")
+        if self.spec.normalized:
+            norms = np.linalg.norm(matrix, axis=1)
+            bad = np.flatnonzero(np.abs(norms - 1.0) > _NORM_TOLERANCE)
+            if bad.size:
+                first = int(bad[0])
+                raise IndexMismatchError(
+                    f"the vector of chunk {doc.chunks[first].chunk_id!r} (document "
+                    f"{doc.doc_id!r}) has length {norms[first]:.4g}, but the index stores "
+                    f"normalized vectors; normalize the embeddings (or build an index with "
+                    f"normalized=False)"
+                )
+        return matrix
+
+    # -- the derived files --------------------------------------------------------------------
+
+    def _load_vectors(self, recorded: Manifest | None) -> bool:
+        """Load the FAISS file if it matches SQLite, else rebuild it. True if it was rebuilt."""
+        store = self._open_store()
+        with store.snapshot():
+            generation = store.generation()
+            vectors, problem = self._vectors_from_file(recorded, generation)
+            if vectors is None:
+                logger.warning(
+                    "rebuilding %s from %s: %s", self.path / VECTORS_NAME, DB_NAME, problem
+                )
+                ids, matrix = store.all_vectors(self.spec.dim)
+                vectors = FaissFlatIndex.build(self.spec.dim, ids, matrix)
+        self._vectors = vectors
+        self._generation = generation
+        return problem is not None
+
+    def _vectors_from_file(
+        self, recorded: Manifest | None, generation: int
+    ) -> tuple[FaissFlatIndex | None, str | None]:
+        if recorded is None:
+            return None, f"{MANIFEST_NAME} is missing or unreadable"
+        if recorded.generation != generation:
+            return None, (
+                f"{MANIFEST_NAME} is at generation {recorded.generation} but {DB_NAME} at "
+                f"{generation} (a write was interrupted or is in progress)"
+            )
+        if recorded.vectors_sha256 is None:
+            return None, f"{MANIFEST_NAME} records no checksum for {VECTORS_NAME}"
+        try:
+            vectors = FaissFlatIndex.load(
+                self.path / VECTORS_NAME, self.spec.dim, recorded.vectors_sha256
+            )
+        except IndexCorruptError as exc:
+            return None, str(exc)
+        if len(vectors) != recorded.chunks:
+            return None, f"{VECTORS_NAME} holds {len(vectors)} vectors, not {recorded.chunks}"
+        return vectors, None
+
+    def _sync(self) -> None:
+        """Reload the vectors if another process (or a failed step) changed SQLite since."""
+        if self._open_store().generation() == self._generation:
+            return
+        self._load_vectors(_read_manifest(self.path, quiet=True))
+
+    def _try_persist(self) -> None:
+        """Save rebuilt vectors and manifest if no writer is active; otherwise leave it to it."""
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            logger.info("another process is writing to %s; it will rewrite the files", self.path)
+            return
+        except OSError as exc:
+            logger.warning(
+                "cannot take %s (%s); the rebuilt vectors stay in memory", LOCK_NAME, exc
+            )
+            return
+        try:
+            if self._open_store().generation() == self._generation:
+                self._persist()
+        except OSError as exc:
+            logger.warning("cannot save the rebuilt %s (%s)", VECTORS_NAME, exc)
+        finally:
+            self._lock.release()
+
+    def _persist(self) -> None:
+        """Rewrite vectors.faiss, then manifest.json, for the current generation. Needs the lock."""
+        store = self._open_store()
+        checksum = self._vectors.save(
+            self.path / VECTORS_NAME,
+            before_replace=lambda: crashpoints.reached("faiss_tmp_written"),
+        )
+        crashpoints.reached("faiss_replaced")
+        documents, chunks = store.counts()
+        manifest.write(
+            self.path,
+            Manifest(
+                spec=self.spec,
+                documents=documents,
+                chunks=chunks,
+                generation=self._generation,
+                vectors_sha256=checksum,
+                created_at=store.created_at(),
+                updated_at=manifest.now_iso(),
+            ),
+        )
+        crashpoints.reached("after_manifest")
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _holding_lock(self) -> Iterator[None]:
+        with _holding(self._lock, self.path, self._lock_timeout):
+            yield
+
+    def _open_store(self) -> Store:
+        if self._store is None:
+            raise ConfigError(f"the index at {self.path} is closed; open it again with Index.open")
+        return self._store
+
+    def close(self) -> None:
+        """Close the database connection. Idempotent."""
+        with self._mutex:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._vectors = FaissFlatIndex.empty(self.spec.dim)
+            self._generation = -1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.path)!r}, embedder={self.spec.embedder_id!r}, dim={self.spec.dim})"
+
+
+# -- module helpers ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _holding(lock: filelock.FileLock, path: Path, timeout: float) -> Iterator[None]:
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout as exc:
+        raise IndexLockedError(
+            f"Another process is writing to the index at {path} (it has held {path / LOCK_NAME} "
+            f"for more than {timeout:g} s). Wait for that `rag index`/write to finish and retry, "
+            f"or allow a longer lock timeout."
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _is_index_directory(path: Path) -> bool:
+    """True for an index; False for a missing or empty directory; ConfigError for anything else."""
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise ConfigError(f"{path} is a file, not an index directory; pass a directory to --index")
+    names = sorted(
+        p.name for p in path.iterdir() if p.name != LOCK_NAME and not atomic.is_temp_file(p)
+    )
+    if MANIFEST_NAME in names or DB_NAME in names:
+        return True
+    if not names:
+        return False
+    sample = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    raise ConfigError(
+        f"{path} is not a newsrag index: it has no {MANIFEST_NAME} but holds other files "
+        f"({sample}). Pass --index a new or empty directory, or the directory of an existing "
+        f"index."
+    )
+
+
+def _create(path: Path, spec: IndexSpec, lock_timeout: float) -> None:
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        atomic.fsync_dir(path.parent)
+    with _holding(filelock.FileLock(str(path / LOCK_NAME)), path, lock_timeout):
+        if _is_index_directory(path):
+            return  # another process created it while we waited for the lock
+        atomic.remove_stale_temp_files(path)
+        now = manifest.now_iso()
+        create_database(path, spec, now)
+        checksum = FaissFlatIndex.empty(spec.dim).save(path / VECTORS_NAME)
+        manifest.write(path, Manifest(spec, 0, 0, 0, checksum, now, now))
+        logger.info("created index at %s (%s, dim %d)", path, spec.embedder_id, spec.dim)
+
+
+def _migrate(store: Store, path: Path, lock_timeout: float) -> None:
+    version = store.schema_version()
+    if version > store.latest_schema_version():
+        raise IndexMismatchError(
+            f"The index at {path} has schema version {version}, this version of newsrag reads "
+            f"up to {store.latest_schema_version()}; upgrade newsrag"
+        )
+    if version == store.latest_schema_version():
+        return
+    with _holding(filelock.FileLock(str(path / LOCK_NAME)), path, lock_timeout):
+        store.migrate()
+
+
+def _read_manifest(path: Path, *, quiet: bool = False) -> Manifest | None:
+    """The parsed manifest, or None if missing or damaged (SQLite is the authority; it is
+    rewritten). A manifest from a newer format raises IndexMismatchError unless `quiet`."""
+    try:
+        data = manifest.load_json(path)
+        if data is None:
+            return None
+        manifest.read_format_version(data, path)
+        return manifest.parse(data, path)
+    except IndexCorruptError as exc:
+        if not quiet:
+            logger.warning("ignoring a damaged %s (%s); it will be rewritten", MANIFEST_NAME, exc)
+        return None
+    except IndexMismatchError:
+        if quiet:
+            return None
+        raise
+
+
+def _newer_format(path: Path, version: int) -> IndexMismatchError:
+    return IndexMismatchError(
+        f"The index at {path} was written by a newer version (format {version}, this one reads "
+        f"{FORMAT_VERSION}); upgrade newsrag"
+    )
+
+
+def _removal_ids(removals: Iterable[str]) -> list[str]:
+    if isinstance(removals, str):
+        raise ConfigError(
+            f"removals must be a list of doc ids, got the single string {removals!r}; "
+            f"pass [{removals!r}]"
+        )
+    ids = list(dict.fromkeys(removals))
+    bad = [r for r in ids if not isinstance(r, str)]
+    if bad:
+        raise ConfigError(f"removals must be doc id strings, got {bad[0]!r}")
+    return ids
+
+
+def _check_document(doc: object) -> None:
+    if not isinstance(doc, DocumentRecord):
+        raise ConfigError(f"upserts must be DocumentRecord objects, got {type(doc).__name__}")
+    for name in ("doc_id", "source", "content_hash"):
+        value = getattr(doc, name)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"DocumentRecord.{name} must be a non-empty string, got {value!r}")
+    if not isinstance(doc.text, str):
+        raise ConfigError(f"DocumentRecord.text of {doc.doc_id!r} must be a string")
+
+
+def _check_chunk(chunk: object, doc_id: str, seen: dict[str, str]) -> None:
+    if not isinstance(chunk, ChunkRecord):
+        raise ConfigError(
+            f"chunks of document {doc_id!r} must be ChunkRecord objects, got {type(chunk).__name__}"
+        )
+    if not isinstance(chunk.chunk_id, str) or not chunk.chunk_id:
+        raise ConfigError(f"a chunk of document {doc_id!r} has an empty or non-string chunk_id")
+    if chunk.chunk_id in seen:
+        raise ConfigError(
+            f"chunk id {chunk.chunk_id!r} is used by documents {seen[chunk.chunk_id]!r} and "
+            f"{doc_id!r} in one write; chunk ids must be unique"
+        )
+    seen[chunk.chunk_id] = doc_id
+    for name in ("ordinal", "start", "end"):
+        if not _is_int(getattr(chunk, name)):
+            raise ConfigError(
+                f"chunk {chunk.chunk_id!r}: {name} must be an integer, got {getattr(chunk, name)!r}"
+            )
+    if chunk.page is not None and not _is_int(chunk.page):
+        raise ConfigError(f"chunk {chunk.chunk_id!r}: page must be an integer or None")
+    if not isinstance(chunk.text, str):
+        raise ConfigError(f"chunk {chunk.chunk_id!r}: text must be a string")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _directory_size(path: Path) -> int:
+    total = 0
+    for child in path.iterdir():
+        with contextlib.suppress(OSError):
+            if child.is_file():
+                total += child.stat().st_size
+    return total

@@ -1,0 +1,101 @@
+"""Numbered SQLite schema migrations for `chunks.sqlite`, applied on open (`PRAGMA user_version`).
+
+Append new steps to `MIGRATIONS`; never edit a step that has shipped. Step N (1-based) moves the
+schema from version N-1 to N, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+
+from .errors import IndexMismatchError
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (
+    # 1: the initial schema.
+    (
+        """CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE documents (
+            doc_id        TEXT PRIMARY KEY,
+            source        TEXT NOT NULL,
+            title         TEXT,
+            date          TEXT,
+            language      TEXT,
+            url           TEXT,
+            content_hash  TEXT NOT NULL,
+            text          TEXT NOT NULL,
+            metadata_json TEXT NOT NULL DEFAULT '{}',
+            added_at      TEXT NOT NULL
+        )""",
+        """CREATE TABLE chunks (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            chunk_id TEXT NOT NULL UNIQUE,
+            doc_id   TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+            ordinal  INTEGER NOT NULL,
+            start    INTEGER NOT NULL,
+            "end"    INTEGER NOT NULL,
+            page     INTEGER,
+            text     TEXT NOT NULL
+        )""",
+        """CREATE TABLE vectors (
+            chunk_row_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            vector       BLOB NOT NULL
+        )""",
+        "CREATE INDEX documents_source ON documents(source)",
+        "CREATE INDEX documents_date ON documents(date)",
+        "CREATE INDEX chunks_doc_id ON chunks(doc_id)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database file."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def needs_migration(conn: sqlite3.Connection) -> bool:
+    """True if `apply` would change the database (the caller should hold the write lock)."""
+    return schema_version(conn) < SCHEMA_VERSION
+
+
+def apply(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to `SCHEMA_VERSION`; return the number of steps applied.
+
+    `conn` must be in autocommit mode (`isolation_level=None`); each step is its own transaction
+    so a crash leaves the database at a whole version.
+    """
+    current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise IndexMismatchError(
+            f"chunks.sqlite has schema version {current}, this version of newsrag reads up to "
+            f"{SCHEMA_VERSION}; upgrade newsrag"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        _apply_step(conn, version)
+    return SCHEMA_VERSION - current
+
+
+def _apply_step(conn: sqlite3.Connection, version: int) -> None:
+    logger.info("migrating index schema to version %d", version)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in MIGRATIONS[version - 1]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(version),),
+        )
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,175 @@
+"""The vector layer: exact inner-product search over int64-keyed vectors (FAISS `IndexIDMap2`).
+
+`VectorIndex` is the protocol a backend implements; `FaissFlatIndex` is the one we ship. The
+FAISS file is a derived artifact, rebuilt from SQLite whenever it does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from . import atomic
+from .errors import ConfigError, IndexCorruptError, IndexMismatchError
+
+Hits = list[list[tuple[int, float]]]
+
+
+class VectorIndex(Protocol):
+    """Exact nearest-neighbour search by inner product over vectors keyed by int64 ids."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors (n, dim) under ids (n,); ids must not be present already."""
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the given ids (unknown ones are ignored); return how many were removed."""
+
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> Hits:
+        """Per query, up to k (id, score) pairs best first, restricted to `allowed` ids if given."""
+
+
+def as_matrix(vectors: np.ndarray, dim: int, what: str = "query vector") -> np.ndarray:
+    """`vectors` as a C-contiguous float32 (n, dim) matrix; accepts one vector of shape (dim,).
+
+    Raises IndexMismatchError naming both dimensions, ConfigError on other bad shapes or NaN/inf.
+    """
+    arr = np.asarray(vectors)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ConfigError(
+            f"{what}s must have shape (n, {dim}) or ({dim},), got shape {np.shape(vectors)}"
+        )
+    if arr.shape[1] != dim:
+        raise IndexMismatchError(
+            f"{what} has dimension {arr.shape[1]} but the index holds dimension {dim}; use the "
+            f"embedding model the index was built with, or re-index into a new directory"
+        )
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ConfigError(f"{what}s must be real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ConfigError(f"{what} contains NaN or infinity; check the embedding model's output")
+    return arr
+
+
+def as_ids(ids: np.ndarray | list[int] | tuple[int, ...]) -> np.ndarray:
+    """`ids` as a C-contiguous int64 vector."""
+    arr = np.asarray(ids)
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(f"ids must be a 1-d array of integers, got shape {arr.shape} {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+class FaissFlatIndex:
+    """`IndexIDMap2(IndexFlatIP(dim))`: exact search, ids are the chunks' SQLite row ids."""
+
+    def __init__(self, index: faiss.IndexIDMap2, dim: int) -> None:
+        self._index = index
+        self._dim = dim
+
+    @classmethod
+    def empty(cls, dim: int) -> FaissFlatIndex:
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), dim)
+
+    @classmethod
+    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray) -> FaissFlatIndex:
+        index = cls.empty(dim)
+        index.add(ids, vectors)
+        return index
+
+    @classmethod
+    def load(cls, path: Path, dim: int, expected_sha256: str) -> FaissFlatIndex:
+        """Read a FAISS file, verifying its checksum before FAISS parses it.
+
+        Raises IndexCorruptError (with the reason) if it is missing, does not match or is not an
+        inner-product IndexIDMap2 of dimension `dim`; the caller then rebuilds from SQLite.
+        """
+        try:
+            data = path.read_bytes()  # one read: the checksum and the parse see the same bytes
+        except OSError as exc:
+            raise IndexCorruptError(f"cannot read {path}: {exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected_sha256:
+            raise IndexCorruptError(f"{path} does not match the manifest's checksum")
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except (RuntimeError, MemoryError) as exc:
+            raise IndexCorruptError(f"FAISS cannot read {path}: {exc}") from exc
+        if (
+            not isinstance(index, faiss.IndexIDMap2)
+            or index.d != dim
+            or index.metric_type != faiss.METRIC_INNER_PRODUCT
+        ):
+            raise IndexCorruptError(
+                f"{path} is not an inner-product IndexIDMap2 of dimension {dim}"
+            )
+        return cls(index, dim)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        id_arr = as_ids(ids)
+        matrix = as_matrix(vectors, self._dim, what="vector") if len(id_arr) else None
+        if matrix is None:
+            return
+        if len(matrix) != len(id_arr):
+            raise ConfigError(f"got {len(matrix)} vectors but {len(id_arr)} ids; pass one id each")
+        if len(np.unique(id_arr)) != len(id_arr):
+            raise ConfigError("ids passed to add() must be unique")
+        self._index.add_with_ids(matrix, id_arr)
+
+    def remove(self, ids: np.ndarray) -> int:
+        id_arr = as_ids(ids)
+        if len(id_arr) == 0:
+            return 0
+        return int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
+
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> Hits:
+        matrix = as_matrix(queries, self._dim)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        limit = len(self)
+        params = None
+        if allowed is not None:
+            allowed_ids = np.unique(as_ids(allowed))
+            limit = min(limit, len(allowed_ids))
+            # Filter inside the search so k hits come back whenever k allowed ids exist.
+            selector = faiss.IDSelectorBatch(allowed_ids)
+            params = faiss.SearchParameters()
+            params.sel = selector
+        k_eff = min(int(k), limit)
+        if k_eff == 0:
+            return [[] for _ in range(len(matrix))]
+        scores, ids = self._index.search(matrix, k_eff, params=params)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i != -1]
+            for row_ids, row_scores in zip(ids, scores)
+        ]
+
+    def save(self, path: Path, before_replace: Callable[[], None] | None = None) -> str:
+        """Atomically write the FAISS file; return its sha256 (for the manifest)."""
+
+        def writer(tmp: Path) -> None:
+            faiss.write_index(self._index, str(tmp))
+            if before_replace is not None:
+                before_replace()
+
+        return atomic.write_with(path, writer)

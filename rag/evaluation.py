@@ -1,0 +1,133 @@
+"""Retrieval evaluation on SQuAD-format files (XQuAD): Recall@k, MRR@10, nDCG@10.
+
+Every paragraph becomes a document of a temporary index (optionally among distractor articles);
+a question's gold document is its own paragraph. Hits are counted per document (a paragraph split
+into several passages counts once, at its best rank).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from index.errors import ConfigError
+from rag.settings import Settings
+from rag.types import Document
+
+CUTOFFS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    text: str
+    gold_doc_id: str
+
+
+def load_squad(path: Path) -> tuple[list[Document], dict[str, Question]]:
+    """Paragraphs as documents, and questions keyed by id, from a SQuAD-1.1 JSON file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a SQuAD-format JSON file ({exc}); expected {{'data': [...]}}") from None
+    docs: list[Document] = []
+    questions: dict[str, Question] = {}
+    for a, article in enumerate(data):
+        for p, para in enumerate(article["paragraphs"]):
+            doc_id = f"squad-{a}-{p}"
+            docs.append(
+                Document(doc_id=doc_id, text=para["context"], source=f"{path.name}#{a}.{p}",
+                         title=article.get("title"))
+            )
+            for qa in para["qas"]:
+                questions[qa["id"]] = Question(qa["id"], qa["question"], doc_id)
+    return docs, questions
+
+
+def load_corpus(path: Path) -> list[Document]:
+    """Distractor articles: 10kGNAD-style CSV (`label;text`), or anything the ingest reads."""
+    if path.suffix.lower() == ".csv":
+        return _load_gnad_csv(path)
+    from rag.ingest import discover, read_file
+
+    files, problems = discover([path])
+    if problems and not files:
+        raise ConfigError(f"cannot read distractors from {path}: {problems[0].message}")
+    docs: list[Document] = []
+    for file_path, source in files:
+        docs.extend(read_file(file_path, source).documents)
+    return docs
+
+
+def _load_gnad_csv(path: Path) -> list[Document]:
+    docs = []
+    with path.open(encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(f, delimiter=";", quotechar="'")):
+            if len(row) < 2 or not row[1].strip():
+                continue
+            docs.append(Document(doc_id=f"{path.stem}-{n}", text=row[1], source=f"{path.name}:{n + 1}",
+                                 title=None, language="de", metadata={"label": row[0]}))
+    return docs
+
+
+def metrics(ranks: Sequence[int | None]) -> dict[str, float]:
+    """ranks: 1-based rank of the gold document per question, None when not in the top 10."""
+    n = len(ranks) or 1
+    out = {f"R@{k}": sum(1 for r in ranks if r is not None and r <= k) / n for k in CUTOFFS}
+    out["MRR@10"] = sum(1 / r for r in ranks if r is not None and r <= 10) / n
+    out["nDCG@10"] = sum(1 / math.log2(r + 1) for r in ranks if r is not None and r <= 10) / n
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def gold_ranks(results: Sequence[Sequence[Any]], golds: Sequence[str]) -> list[int | None]:
+    """Rank of each question's gold document among its hits, counting each document once."""
+    ranks: list[int | None] = []
+    for hits, gold in zip(results, golds):
+        seen: list[str] = []
+        for hit in hits:
+            if hit.doc_id not in seen:
+                seen.append(hit.doc_id)
+        ranks.append(seen.index(gold) + 1 if gold in seen[:10] else None)
+    return ranks
+
+
+def evaluate_retrieval(
+    settings: Settings,
+    squad_file: Path,
+    questions_file: Path | None = None,
+    distractors: Sequence[Path] = (),
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Index the paragraphs (+ distractors) in a temporary index and score every retriever."""
+    from rag.engine import Engine
+
+    docs, questions = load_squad(squad_file)
+    if questions_file is not None:
+        _, asked = load_squad(questions_file)
+        missing = [qid for qid in questions if qid not in asked]
+        if missing:
+            raise ConfigError(
+                f"{questions_file} lacks {len(missing)} question ids of {squad_file} "
+                f"(e.g. {missing[0]}); pass a parallel file with the same ids"
+            )
+        questions = {qid: Question(qid, asked[qid].text, q.gold_doc_id) for qid, q in questions.items()}
+    for path in distractors:
+        docs.extend(load_corpus(path))
+    items = list(questions.values())[:limit] if limit else list(questions.values())
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp, Engine.open(
+        Path(tmp) / "index", settings
+    ) as engine:
+        engine.add_documents(docs)
+        texts = [q.text for q in items]
+        golds = [q.gold_doc_id for q in items]
+        retrievers: dict[str, dict[str, float]] = {}
+        results = engine.search_batch(texts, k=30)
+        retrievers["dense"] = metrics(gold_ranks(results, golds))
+        n_passages = engine.info()["counts"]["chunks"]
+    return {"n_questions": len(items), "n_passages": n_passages, "retrievers": retrievers}

@@ -1,0 +1,129 @@
+"""JSON Lines archives: one article a line (`text` required; `id`, `title`, `date`, `url`,
+`source`, `language` optional). A bad line is one problem; the other lines are still read."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from index.errors import IngestError
+from rag.ingest.batch import IngestProblem
+from rag.ingest.decode import check_not_empty, normalise_newlines
+from rag.ingest.metadata import Extracted, clean_field, line_doc_id, normalise_date, to_document
+from rag.types import Document
+
+logger = logging.getLogger(__name__)
+
+KNOWN_FIELDS = frozenset({"id", "text", "title", "date", "url", "source", "language"})
+
+
+def parse_jsonl(raw: bytes, source: str) -> tuple[list[Document], list[IngestProblem]]:
+    """The documents of all good lines, and one problem for each bad line."""
+    check_not_empty(raw, source)
+    if b"\x00" in raw:
+        raise IngestError(
+            f"{source}: looks binary (contains NUL bytes), not JSON Lines; is it compressed? "
+            "Decompress it, or convert UTF-16 with: iconv -f utf-16 -t utf-8"
+        )
+    documents: list[Document] = []
+    problems: list[IngestProblem] = []
+    first_line_of: dict[str, int] = {}
+    for number, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            document = _document(line, source, number)
+        except IngestError as error:
+            problems.append(IngestProblem(source=source, message=str(error), line=number))
+            continue
+        if document.doc_id in first_line_of:
+            problems.append(_duplicate(source, number, document.doc_id, first_line_of))
+            continue
+        first_line_of[document.doc_id] = number
+        documents.append(document)
+    return documents, problems
+
+
+def _document(line: bytes, source: str, number: int) -> Document:
+    where = f"{source} line {number}"
+    record = _record(line, where)
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise IngestError(
+            f'{where}: no "text" (each line needs a non-empty "text" string, found '
+            f"{_found(text)}); add the article text or remove the line"
+        )
+    raw_id = record.get("id")
+    doc_id = clean_field(raw_id) or line_doc_id(source, number)
+    date = normalise_date(record.get("date"))
+    if record.get("date") not in (None, "") and date is None:
+        logger.warning("%s: unreadable date %r ignored (use YYYY[-MM[-DD]])", where, record["date"])
+    extracted = Extracted(
+        text=normalise_newlines(text).strip(),
+        title=clean_field(record.get("title")),
+        date=date,
+        url=clean_field(record.get("url")),
+        language=_language(record.get("language")),
+        metadata=_metadata(record, source, number),
+    )
+    return to_document(
+        extracted,
+        doc_id=doc_id,
+        source=clean_field(record.get("source")) or f"{source}#{number}",
+        fallback_title=f"{Path(source).stem} #{number}",
+    )
+
+
+def _record(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise IngestError(
+            f"{where}: is not valid UTF-8 (byte 0x{line[error.start]:02x}); convert the file, "
+            "e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise IngestError(
+            f"{where}: not valid JSON ({error.msg} at column {error.colno}); fix or remove "
+            "the line (one JSON object per line)"
+        ) from None
+    if not isinstance(record, dict):
+        raise IngestError(
+            f"{where}: a JSON {type(record).__name__}, not an object; each line must be an "
+            'object like {"text": "..."}'
+        )
+    return record
+
+
+def _found(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return "an empty string"
+    return f"a {type(value).__name__}"
+
+
+def _language(value: object) -> str | None:
+    language = clean_field(value)
+    return language.lower() if language else None
+
+
+def _metadata(record: dict[str, Any], source: str, number: int) -> dict[str, Any]:
+    """The file and line, plus any fields beyond the known ones (e.g. "split")."""
+    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    return {"format": "jsonl", **extra, "file": source, "line": number}
+
+
+def _duplicate(
+    source: str, number: int, doc_id: str, first_line_of: dict[str, int]
+) -> IngestProblem:
+    return IngestProblem(
+        source=source,
+        message=(
+            f'{source} line {number}: duplicate id "{doc_id}" (first on line '
+            f"{first_line_of[doc_id]}); give every line its own id, this line was skipped"
+        ),
+        line=number,
+    )
