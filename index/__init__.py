@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .directory import Index
 from .manifest import FORMAT_VERSION, IndexSpec
-from .records import ChunkRecord, DocumentRecord, StoredChunk, WriteResult
+from .records import ChunkRecord, DocumentRecord, PassageEvidence, StoredChunk, WriteResult
 from .vectors import FaissFlatIndex, VectorIndex
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "FaissFlatIndex",
     "Index",
     "IndexSpec",
+    "PassageEvidence",
     "StoredChunk",
     "VectorIndex",
     "WriteResult",

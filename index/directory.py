@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from .errors import (
     IndexNotFoundError,
 )
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, VECTORS_NAME, IndexSpec, Manifest
-from .records import ChunkRecord, DocumentRecord, StoredChunk, WriteResult
+from .records import ChunkRecord, DocumentRecord, PassageEvidence, StoredChunk, WriteResult
 from .store import (
     DB_NAME,
     PreparedDocument,
@@ -155,6 +155,53 @@ class Index:
             self._sync()
             hits: Hits = self._vectors.search(queries, k, allowed=allowed)
             return hits
+
+    def keyword_search(
+        self, terms: Sequence[Sequence[str]], k: int, *, allowed: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Per query (a list of analysed terms), up to k (row id, BM25 score) pairs, best first.
+
+        Any term may match (OR); FTS5's BM25 ranks. `allowed` restricts to those row ids.
+        """
+        with self._mutex:
+            store = self._open_store()
+            return [store.keyword_search(t, k, allowed) for t in terms]
+
+    def evidence(self, row_ids: Sequence[int]) -> dict[int, PassageEvidence]:
+        """Passage vector and sentence spans/vectors of each chunk (ids not stored are skipped)."""
+        with self._mutex:
+            return self._open_store().evidence(row_ids, self.spec.dim)
+
+    def keyword_analyzer(self) -> str | None:
+        """Id of the analyzer that made the stored keyword terms; None for an index without."""
+        with self._mutex:
+            return self._open_store().keyword_analyzer()
+
+    def reanalyze_keywords(
+        self,
+        analyzer_id: str,
+        analyze: Callable[[Sequence[tuple[str, str | None]]], list[Sequence[str]]],
+    ) -> int:
+        """Re-make every chunk's keyword terms with `analyze` ((text, language) pairs -> terms),
+        in one transaction, and record `analyzer_id`. Returns the number of chunks analysed.
+
+        For indexes written before keyword search existed, or by another analyzer version.
+        """
+        with self._mutex, self._holding_lock():
+            store = self._open_store()
+            rows = list(store.chunk_texts())
+            terms = analyze([(text, lang) for _, text, lang in rows]) if rows else []
+            with store.write_transaction():
+                store.replace_keywords(zip((r[0] for r in rows), terms))
+                store.set_keyword_analyzer(analyzer_id)
+            return len(rows)
+
+    def set_keyword_analyzer(self, analyzer_id: str) -> None:
+        """Record the analyzer of an index whose chunks all carry terms from it."""
+        with self._mutex, self._holding_lock():
+            store = self._open_store()
+            with store.write_transaction():
+                store.set_keyword_analyzer(analyzer_id)
 
     def chunks(self, row_ids: Sequence[int]) -> list[StoredChunk]:
         """The chunks with these row ids, in the given order.
@@ -296,6 +343,7 @@ class Index:
         if not doc.chunks:
             return np.empty((0, dim), dtype=np.float32)
         for chunk in doc.chunks:
+            _check_sentence_vectors(chunk, doc.doc_id, dim)
             shape = np.shape(chunk.vector)
             if shape != (dim,):
                 got = shape[0] if len(shape) == 1 else f"shape {shape}"
@@ -585,6 +633,20 @@ def _check_chunk(chunk: object, doc_id: str, seen: dict[str, str]) -> None:
         raise ConfigError(f"chunk {chunk.chunk_id!r}: page must be an integer or None")
     if not isinstance(chunk.text, str):
         raise ConfigError(f"chunk {chunk.chunk_id!r}: text must be a string")
+
+
+def _check_sentence_vectors(chunk: ChunkRecord, doc_id: str, dim: int) -> None:
+    vectors = chunk.sentence_vectors
+    if vectors is None:
+        return
+    want = (len(chunk.sentences), dim)
+    if np.shape(vectors) != want:
+        raise IndexMismatchError(
+            f"chunk {chunk.chunk_id!r} (document {doc_id!r}) has {len(chunk.sentences)} "
+            f"sentences but sentence vectors of shape {np.shape(vectors)}; expected {want}"
+        )
+    if not np.all(np.isfinite(vectors)):
+        raise ConfigError(f"chunk {chunk.chunk_id!r} has non-finite sentence vectors")
 
 
 def _is_int(value: object) -> bool:

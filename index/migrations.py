@@ -51,6 +51,26 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
         "CREATE INDEX documents_date ON documents(date)",
         "CREATE INDEX chunks_doc_id ON chunks(doc_id)",
     ),
+    # 2: keyword search and sentence vectors. Passages' analysed terms (made by the caller's
+    # analyzer, recorded in meta 'keyword_analyzer'), keyed by chunk row id; each passage's
+    # sentences (offsets into the document text) with their own vectors (float16), for
+    # sentence-level reranking and quoting. Both written in the same transaction as the chunks.
+    (
+        """CREATE TABLE sentences (
+            chunk_row_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+            ordinal      INTEGER NOT NULL,
+            start        INTEGER NOT NULL,
+            "end"        INTEGER NOT NULL,
+            vector       BLOB,
+            PRIMARY KEY (chunk_row_id, ordinal)
+        ) WITHOUT ROWID""",
+        """CREATE VIRTUAL TABLE keywords USING fts5(
+            terms, tokenize = "unicode61 remove_diacritics 0"
+        )""",
+        """CREATE TRIGGER chunks_keywords_delete AFTER DELETE ON chunks BEGIN
+            DELETE FROM keywords WHERE rowid = old.id;
+        END""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

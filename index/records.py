@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,12 @@ class ChunkRecord:
     text: str
     vector: np.ndarray = field(repr=False, compare=False)
     page: int | None = None
+    terms: Sequence[str] | None = field(default=None, repr=False, compare=False)
+    """Analysed keyword terms (None: the chunk is not keyword-searchable)."""
+    sentences: Sequence[tuple[int, int]] = field(default=(), repr=False, compare=False)
+    """(start, end) of each sentence of the chunk, as offsets into the document text."""
+    sentence_vectors: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """(len(sentences), dim) float32, L2-normalized; None: no sentence vectors."""
 
 
 @dataclass(frozen=True)
@@ -70,3 +76,17 @@ class WriteResult:
     unchanged: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+
+
+@dataclass(frozen=True)
+class PassageEvidence:
+    """What reranking and quoting need of a stored chunk: its vector and its sentences.
+
+    `sentence_spans` are (start, end) offsets into the document text; `sentence_vectors` is
+    (n, dim) float32, or None when the chunk was stored without sentence vectors.
+    """
+
+    row_id: int
+    vector: np.ndarray = field(repr=False)
+    sentence_spans: tuple[tuple[int, int], ...]
+    sentence_vectors: np.ndarray | None = field(repr=False)

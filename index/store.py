@@ -18,7 +18,7 @@ import numpy as np
 from . import atomic, migrations
 from .errors import ConfigError, IndexCorruptError
 from .manifest import FORMAT_VERSION, IndexSpec
-from .records import DocumentRecord, StoredChunk, WriteResult
+from .records import DocumentRecord, PassageEvidence, StoredChunk, WriteResult
 
 DB_NAME = "chunks.sqlite"
 _BUSY_TIMEOUT_MS = 30_000
@@ -389,8 +389,59 @@ class Store:
                 "INSERT INTO vectors(chunk_row_id, vector) VALUES (?, ?)",
                 (row_id, vector.astype("<f4", copy=False).tobytes()),
             )
+            self._insert_sentences(row_id, chunk)
+            if chunk.terms is not None:
+                self._conn.execute(
+                    "INSERT INTO keywords(rowid, terms) VALUES (?, ?)",
+                    (row_id, _terms_text(chunk.terms)),
+                )
             row_ids.append(row_id)
         return row_ids
+
+    def _insert_sentences(self, row_id: int, chunk: Any) -> None:
+        vectors = chunk.sentence_vectors
+        rows = []
+        for i, (start, end) in enumerate(chunk.sentences):
+            blob = None if vectors is None else vectors[i].astype("<f2").tobytes()
+            rows.append((row_id, i, int(start), int(end), blob))
+        if rows:
+            self._conn.executemany(
+                'INSERT INTO sentences(chunk_row_id, ordinal, start, "end", vector) '
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def evidence(self, row_ids: Sequence[int], dim: int) -> dict[int, PassageEvidence]:
+        """Passage vectors and sentence spans/vectors of these chunks (missing ids skipped)."""
+        ids = json.dumps([int(i) for i in row_ids])
+        vectors = {
+            int(r): np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            for r, blob in self._conn.execute(
+                "SELECT chunk_row_id, vector FROM vectors "
+                "WHERE chunk_row_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+        }
+        spans: dict[int, list[tuple[int, int]]] = {}
+        svecs: dict[int, list[bytes | None]] = {}
+        for r, start, end, blob in self._conn.execute(
+            'SELECT chunk_row_id, start, "end", vector FROM sentences '
+            "WHERE chunk_row_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY chunk_row_id, ordinal",
+            (ids,),
+        ):
+            spans.setdefault(int(r), []).append((int(start), int(end)))
+            svecs.setdefault(int(r), []).append(blob)
+        out: dict[int, PassageEvidence] = {}
+        for r, vec in vectors.items():
+            blobs = svecs.get(r, [])
+            matrix = None
+            if blobs and all(b is not None for b in blobs):
+                matrix = (
+                    np.frombuffer(b"".join(blobs), dtype="<f2").astype(np.float32).reshape(-1, dim)  # type: ignore[arg-type]
+                )
+            out[r] = PassageEvidence(r, vec, tuple(spans.get(r, ())), matrix)
+        return out
 
     def _chunk_conflict(self, chunk_id: str, doc_id: str) -> ConfigError:
         row = self._conn.execute(
@@ -402,6 +453,50 @@ class Store:
             f"{owner!r}; chunk ids must be unique across the index (derive them from the doc id)"
         )
 
+    # -- keywords -----------------------------------------------------------------------------
+
+    def keyword_analyzer(self) -> str | None:
+        """The id of the analyzer that made the stored keyword terms (None: never set)."""
+        return self._meta("keyword_analyzer")
+
+    def set_keyword_analyzer(self, analyzer_id: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('keyword_analyzer', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (analyzer_id,),
+        )
+
+    def chunk_texts(self) -> Iterator[tuple[int, str, str | None]]:
+        """(row id, text, document language) of every chunk, by row id."""
+        yield from self._conn.execute(
+            "SELECT c.id, c.text, d.language FROM chunks c JOIN documents d "
+            "ON d.doc_id = c.doc_id ORDER BY c.id"
+        )
+
+    def replace_keywords(self, terms: Iterable[tuple[int, Sequence[str]]]) -> None:
+        """Inside the caller's write transaction: drop every keyword row, insert these."""
+        self._conn.execute("DELETE FROM keywords")
+        self._conn.executemany(
+            "INSERT INTO keywords(rowid, terms) VALUES (?, ?)",
+            ((int(row), _terms_text(t)) for row, t in terms),
+        )
+
+    def keyword_search(
+        self, terms: Sequence[str], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Up to k (row id, BM25 score) pairs for chunks holding any of `terms`, best first."""
+        query = " OR ".join(f'"{t}"' for t in dict.fromkeys(_clean_term(t) for t in terms) if t)
+        if not query:
+            return []
+        sql = "SELECT rowid, -bm25(keywords) FROM keywords WHERE keywords MATCH ?"
+        params: list[Any] = [query]
+        if allowed is not None:
+            sql += " AND rowid IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps([int(i) for i in allowed]))
+        sql += " ORDER BY bm25(keywords) LIMIT ?"
+        params.append(int(k))
+        return [(int(r), float(score)) for r, score in self._conn.execute(sql, params)]
+
     def size_bytes(self) -> int:
         """Size of the database and its WAL on disk."""
         total = 0
@@ -409,6 +504,15 @@ class Store:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(f"{self.path}{suffix}")
         return total
+
+
+def _clean_term(term: str) -> str:
+    """A term safe inside an FTS5 string literal (our analyzer makes only letters/digits)."""
+    return "".join(ch for ch in term if ch.isalnum())
+
+
+def _terms_text(terms: Sequence[str]) -> str:
+    return " ".join(t for t in (_clean_term(t) for t in terms) if t)
 
 
 def date_bound(value: str, *, end: bool) -> str:

@@ -107,12 +107,6 @@ def _progress() -> Any:
 
 
 # ----------------------------------------------------------------------------- search
-def _filters(date_from: str | None, date_to: str | None, sources: tuple[str, ...]) -> Any:
-    from rag.engine import Filters
-
-    return Filters(date_from=date_from, date_to=date_to, sources=sources)
-
-
 def _read_batch(path: Path, field: str) -> Iterator[tuple[Any, str]]:
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
@@ -138,27 +132,39 @@ def _read_batch(path: Path, field: str) -> Iterator[tuple[Any, str]]:
 @click.option("--from", "date_from", help="Only articles dated on/after (2022, 2022-06, 2022-06-01).")
 @click.option("--to", "date_to", help="Only articles dated on/before (partial dates allowed).")
 @click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Only articles in this language.")
+@click.option("--mode", type=click.Choice(["dense", "keyword", "hybrid"]),
+              help="Retrieval mode (default: the settings', hybrid).")
+@click.option("--rerank/--no-rerank", default=None, help="Second-stage reranking on or off.")
+@click.option("--dedupe/--no-dedupe", default=None, help="Merge near-duplicate passages.")
 def search_cmd(query: str | None, index_dir: Path | None, k: int | None, as_json: bool,
                batch: Path | None, date_from: str | None, date_to: str | None,
-               sources: tuple[str, ...]) -> None:
-    """Find the passages that best match QUERY."""
+               sources: tuple[str, ...], languages: tuple[str, ...], mode: str | None,
+               rerank: bool | None, dedupe: bool | None) -> None:
+    """Find the passages that best match QUERY (stages: dense, keyword, fusion, rerank, dedupe)."""
     if (query is None) == (batch is None):
         raise ConfigError("give either a QUERY or --batch FILE (not both)")
-    filters = _filters(date_from, date_to, sources)
+    from rag.engine import Filters
+
+    filters = Filters(date_from=date_from, date_to=date_to, sources=sources, languages=languages)
+    options = {"mode": mode, "rerank": rerank, "collapse": dedupe}
     with _engine(index_dir) as engine:
+        stages = engine.plan(mode, rerank, dedupe).stages()
         if batch is not None:
             items = list(_read_batch(batch, "query"))
             for start in range(0, len(items), 64):
                 group = items[start : start + 64]
-                results = engine.search_batch([q for _, q in group], k, filters)
+                results = engine.search_batch([q for _, q in group], k, filters, **options)
                 for (item_id, q), hits in zip(group, results):
-                    _echo_json({"id": item_id, "query": q, "hits": [h.to_json() for h in hits]})
+                    _echo_json({"id": item_id, "query": q, "stages": stages,
+                                "hits": [h.to_json() for h in hits]})
             return
         assert query is not None
-        hits = engine.search(query, k, filters)
+        hits = engine.search_batch([query], k, filters, **options)[0]
         if as_json:
-            _echo_json({"query": query, "hits": [h.to_json() for h in hits]})
+            _echo_json({"query": query, "stages": stages, "hits": [h.to_json() for h in hits]})
             return
+        click.echo(f"stages: {' -> '.join(stages)}", err=True)
         _print_hits(hits)
 
 
@@ -168,7 +174,10 @@ def _print_hits(hits: list[Any]) -> None:
     for h in hits:
         meta = " · ".join(x for x in (h.title, h.date, h.source) if x)
         click.secho(f"[{h.rank}] {h.score:.3f}  {meta}", bold=True)
-        click.echo(f"    {h.text.strip()}\n")
+        click.echo(f"    {h.text.strip()}")
+        for d in h.duplicates:
+            click.echo(f"    also in: {' · '.join(x for x in (d.title, d.date, d.source) if x)}")
+        click.echo()
 
 
 # ----------------------------------------------------------------------------- remove

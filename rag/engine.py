@@ -15,11 +15,14 @@ import numpy as np
 
 from index import DocumentRecord, ChunkRecord, Index, IndexSpec, WriteResult
 from index.errors import ConfigError, IndexMismatchError
-from rag.chunking import chunk_text
+from rag.chunking import chunk_text, split_sentences
 from rag.embedders import Embedder, create_embedder
 from rag.ingest import IngestProblem, discover, read_file
+from rag.retrieval.analysis import Analyzer
+from rag.retrieval.fusion import Candidate
+from rag.retrieval.pipeline import Plan, Retriever, ensure_keywords
 from rag.settings import Settings, load_settings
-from rag.types import Document, Hit
+from rag.types import Document, DuplicateSource, Hit
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +78,9 @@ class AddReport:
 class _Pending:
     """Documents of one `add` that need embedding, with their passages."""
 
-    docs: list[tuple[Document, str, list[Any]]] = field(default_factory=list)
-
-    @property
-    def n_chunks(self) -> int:
-        return sum(len(p) for _, _, p in self.docs)
+    docs: list[tuple[Document, str, list[Any], list[list[tuple[int, int]]]]] = field(
+        default_factory=list
+    )
 
 
 def content_hash(doc: Document) -> str:
@@ -108,7 +109,10 @@ class Engine:
         self.path = path
         self.settings = settings
         self.embedder = embedder
+        self.analyzer = Analyzer()
         self._index = index
+        self._keywords_checked = False
+        self._reranker: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -156,7 +160,8 @@ class Engine:
     def _writable_index(self) -> Index:
         if self._index is None:
             self._index = Index.open(self.path, self.spec(), create=True)
-        elif self._index.spec.dim != self.embedder.dim:
+        self._check_keywords(self._index)
+        if self._index.spec.dim != self.embedder.dim:
             raise IndexMismatchError(
                 f"index {self.path} holds {self._index.spec.dim}-d vectors but the embedder "
                 f"{self.embedder.id!r} makes {self.embedder.dim}-d ones; re-index into a new "
@@ -170,6 +175,11 @@ class Engine:
                 f"no index at {self.path}; create one with `rag index PATH --index {self.path}`"
             )
         return self._index
+
+    def _check_keywords(self, index: Index) -> None:
+        if not self._keywords_checked:
+            ensure_keywords(index, self.analyzer)
+            self._keywords_checked = True
 
     # ---------------------------------------------------------------------- write
     def add(
@@ -238,19 +248,31 @@ class Engine:
                 language=doc.language,
                 pages=doc.pages,
             )
-            pending.docs.append((doc, content_hash(doc), passages))
+            sentences = split_sentences(doc.text, doc.language)
+            per_passage = [_sentences_within(sentences, p.start, p.end) for p in passages]
+            pending.docs.append((doc, content_hash(doc), passages, per_passage))
         return pending
 
     def _embed(
         self, pending: _Pending, on_progress: Callable[[str, int, int], None] | None
     ) -> list[DocumentRecord]:
-        texts = [p.text for _, _, passages in pending.docs for p in passages]
+        """Embed every passage and every distinct sentence in one length-sorted job."""
+        texts = [p.text for _, _, passages, _ in pending.docs for p in passages]
+        n_passages = len(texts)
+        sentence_row: dict[tuple[int, int, int], int] = {}
+        for d, (doc, _, _, per_passage) in enumerate(pending.docs):
+            for spans in per_passage:
+                for start, end in spans:
+                    if (d, start, end) not in sentence_row:
+                        sentence_row[(d, start, end)] = len(texts)
+                        texts.append(doc.text[start:end])
         vectors = self._embed_in_steps(texts, on_progress)
         records: list[DocumentRecord] = []
         row = 0
-        for doc, digest, passages in pending.docs:
+        for d, (doc, digest, passages, per_passage) in enumerate(pending.docs):
             chunks = []
-            for ordinal, p in enumerate(passages):
+            for ordinal, (p, spans) in enumerate(zip(passages, per_passage)):
+                rows = [sentence_row[(d, s, e)] for s, e in spans]
                 chunks.append(
                     ChunkRecord(
                         chunk_id=chunk_id_for(doc.doc_id, p.start, p.end, p.text),
@@ -260,10 +282,14 @@ class Engine:
                         text=p.text,
                         vector=vectors[row],
                         page=p.page,
+                        terms=self.analyzer.document_terms(p.text, doc.language),
+                        sentences=tuple(spans),
+                        sentence_vectors=vectors[rows] if rows else None,
                     )
                 )
                 row += 1
             records.append(_document_record(doc, digest, tuple(chunks)))
+        assert row == n_passages
         return records
 
     def _embed_in_steps(
@@ -271,7 +297,7 @@ class Engine:
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        step = 1024 if on_progress else len(texts)
+        step = 2048 if on_progress else len(texts)
         parts = []
         for start in range(0, len(texts), step):
             parts.append(self.embedder.embed_passages(texts[start : start + step]))
@@ -290,12 +316,41 @@ class Engine:
         return index.write(removals=sorted(ids))
 
     # ----------------------------------------------------------------------- read
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """The `k` passages closest to `query`, best first."""
-        return self.search_batch([query], k, filters)[0]
+    def plan(
+        self, mode: str | None = None, rerank: bool | None = None, collapse: bool | None = None
+    ) -> Plan:
+        """The retrieval stages a search runs: the settings, overridden by the arguments."""
+        cfg = self.settings.retrieval
+        mode = mode or cfg.mode
+        if mode not in ("dense", "keyword", "hybrid"):
+            raise ConfigError(f"unknown retrieval mode {mode!r}; valid: dense, keyword, hybrid")
+        return Plan(
+            mode=mode,
+            rerank=cfg.rerank if rerank is None else rerank,
+            collapse=cfg.collapse_duplicates if collapse is None else collapse,
+        )
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        mode: str | None = None,
+        rerank: bool | None = None,
+    ) -> list[Hit]:
+        """The `k` passages that best answer `query`, best first (see `plan` for the stages)."""
+        return self.search_batch([query], k, filters, mode=mode, rerank=rerank)[0]
 
     def search_batch(
-        self, queries: Sequence[str], k: int | None = None, filters: Filters | None = None
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        mode: str | None = None,
+        rerank: bool | None = None,
+        collapse: bool | None = None,
     ) -> list[list[Hit]]:
         k = k or self.settings.retrieval.k
         if k < 1:
@@ -303,13 +358,24 @@ class Engine:
         for q in queries:
             if not q or not q.strip():
                 raise ConfigError("the query is empty; pass a question or keywords")
+        plan = self.plan(mode, rerank, collapse)
         index = self._readable_index()
+        self._check_keywords(index)
         allowed = self._allowed(index, filters)
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
-        vectors = self.embedder.embed_queries(list(queries))
-        results = index.search(vectors, k, allowed=allowed)
+        retriever = Retriever(
+            index, self.embedder, self.analyzer, self.settings.retrieval, self._get_reranker()
+        )
+        results = retriever.run(list(queries), k, plan, allowed)
         return [self._hits(index, found) for found in results]
+
+    def _get_reranker(self) -> Any:
+        if self._reranker is None and self.settings.retrieval.rerank:
+            from rag.retrieval.rerank import create_reranker
+
+            self._reranker = create_reranker(self.settings.retrieval)
+        return self._reranker
 
     def _allowed(self, index: Index, filters: Filters | None) -> np.ndarray | None:
         if filters is None or not filters.active():
@@ -322,27 +388,38 @@ class Engine:
         )
 
     @staticmethod
-    def _hits(index: Index, found: list[tuple[int, float]]) -> list[Hit]:
-        scores = dict(found)
+    def _hits(index: Index, found: list[Candidate]) -> list[Hit]:
+        dup_ids = [d for c in found for d in c.duplicates]
         # chunks() skips rows another process removed since the search: match by row id.
-        chunks = index.chunks([row for row, _ in found])
-        return [
-            Hit(
-                rank=rank,
-                score=scores[c.row_id],
-                chunk_id=c.chunk_id,
-                doc_id=c.doc_id,
-                source=c.source,
-                title=c.title,
-                date=c.date,
-                text=c.text,
-                start=c.start,
-                end=c.end,
-                page=c.page,
-                language=c.language,
+        chunks = {c.row_id: c for c in index.chunks([c.row_id for c in found] + dup_ids)}
+        hits: list[Hit] = []
+        for cand in found:
+            c = chunks.get(cand.row_id)
+            if c is None:
+                continue
+            dups = tuple(
+                DuplicateSource(d.doc_id, d.source, d.title, d.date, d.chunk_id)
+                for d in (chunks.get(i) for i in cand.duplicates)
+                if d is not None and d.doc_id != c.doc_id
             )
-            for rank, c in enumerate(chunks, start=1)
-        ]
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=cand.score,
+                    chunk_id=c.chunk_id,
+                    doc_id=c.doc_id,
+                    source=c.source,
+                    title=c.title,
+                    date=c.date,
+                    text=c.text,
+                    start=c.start,
+                    end=c.end,
+                    page=c.page,
+                    language=c.language,
+                    duplicates=dups,
+                )
+            )
+        return hits
 
     def info(self) -> dict[str, Any]:
         """The index's manifest summary: counts, embedder, chunking, size on disk."""
@@ -377,6 +454,19 @@ def _check_compatible(spec: IndexSpec, embedder_id: str, chunking: dict[str, Any
             f"the index was chunked differently ({diffs}); set the chunking settings back or "
             "re-index into a new directory (--index NEW_DIR)."
         )
+
+
+def _sentences_within(
+    sentences: Sequence[tuple[int, int]], start: int, end: int
+) -> list[tuple[int, int]]:
+    """The sentences of a passage [start, end), clipped to it (a passage may hold part of an
+    over-long sentence)."""
+    out = []
+    for s, e in sentences:
+        s, e = max(s, start), min(e, end)
+        if e > s:
+            out.append((s, e))
+    return out
 
 
 def _dedupe_ids(documents: list[Document]) -> tuple[list[Document], list[IngestProblem]]:

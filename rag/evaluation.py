@@ -21,6 +21,12 @@ from rag.settings import Settings
 from rag.types import Document
 
 CUTOFFS = (1, 5, 10)
+RETRIEVERS = (
+    ("dense", "dense", False),
+    ("keyword", "keyword", False),
+    ("hybrid", "hybrid", False),
+    ("hybrid+rerank", "hybrid", True),
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,8 @@ def evaluate_retrieval(
         texts = [q.text for q in items]
         golds = [q.gold_doc_id for q in items]
         retrievers: dict[str, dict[str, float]] = {}
-        results = engine.search_batch(texts, k=30)
-        retrievers["dense"] = metrics(gold_ranks(results, golds))
+        for name, mode, rerank in RETRIEVERS:
+            results = engine.search_batch(texts, k=30, mode=mode, rerank=rerank, collapse=False)
+            retrievers[name] = metrics(gold_ranks(results, golds))
         n_passages = engine.info()["counts"]["chunks"]
     return {"n_questions": len(items), "n_passages": n_passages, "retrievers": retrievers}

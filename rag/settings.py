@@ -66,6 +66,36 @@ class ChunkingSettings(_Section):
 
 class RetrievalSettings(_Section):
     k: int = Field(5, ge=1, le=1000, description="Hits returned by default.")
+    mode: Literal["dense", "keyword", "hybrid"] = Field(
+        "hybrid", description="dense vectors, keyword (BM25), or both fused."
+    )
+    candidates: int = Field(
+        50, ge=1, le=2000, description="Candidates each retriever hands to fusion and reranking."
+    )
+    rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, le=10, description="Weight of the dense list in fusion.")
+    keyword_weight: float = Field(
+        1.0, ge=0, le=10, description="Weight of the keyword list in fusion."
+    )
+    rerank: bool = Field(True, description="Second stage over the fused candidates.")
+    rerank_depth: int = Field(20, ge=1, le=500, description="Fused candidates the reranker sees.")
+    sentence_weight: float = Field(
+        1.0, ge=0, le=10, description="Built-in reranker: weight of the best sentence's cosine."
+    )
+    cross_encoder: str | None = Field(
+        None,
+        description="Optional: a sentence-transformers CrossEncoder directory on disk; used as "
+        "the reranker instead of the built-in local-evidence one.",
+    )
+    collapse_duplicates: bool = Field(
+        True, description="Merge near-identical passages (the same wire story) into one hit."
+    )
+    duplicate_overlap: float = Field(
+        0.6,
+        ge=0.1,
+        le=1.0,
+        description="Word-trigram overlap (Jaccard) at or above which two passages are one story.",
+    )
 
 
 class Settings(BaseSettings):

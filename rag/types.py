@@ -38,6 +38,20 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class DuplicateSource:
+    """Another document carrying (nearly) the same passage as a hit: the same wire story."""
+
+    doc_id: str
+    source: str
+    title: str | None
+    date: str | None
+    chunk_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "source": self.source, "title": self.title, "date": self.date}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result: a chunk with its document's metadata and the score."""
 
@@ -53,6 +67,7 @@ class Hit:
     end: int
     page: int | None = None
     language: str | None = None
+    duplicates: tuple[DuplicateSource, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape of a hit (CLI `--json` and HTTP API)."""
@@ -67,4 +82,5 @@ class Hit:
             "text": self.text,
             "start": self.start,
             "end": self.end,
+            "duplicates": [d.to_json() for d in self.duplicates],
         }
