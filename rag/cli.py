@@ -107,19 +107,30 @@ def _progress() -> Any:
 
 
 # ----------------------------------------------------------------------------- search
-def _read_batch(path: Path, field: str) -> Iterator[tuple[Any, str]]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                yield item.get("id"), str(item[field])
-            except (ValueError, KeyError, AttributeError):
-                raise ConfigError(
-                    f"{path}:{n}: expected a JSON object with {field!r} (and optionally 'id'), "
-                    f'e.g. {{"id": 1, "{field}": "..."}}'
-                ) from None
+def _read_batch(path: Path, field: str) -> list[tuple[Any, str]]:
+    """JSONL lines {"id": ..., FIELD: "..."}; any bad line is one clear error (path:line)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not UTF-8 text; convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    items = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            item = None
+        value = item.get(field) if isinstance(item, dict) else None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(
+                f"{path}:{n}: expected a JSON object with a non-empty text {field!r} (and "
+                f'optionally "id"), e.g. {{"id": 1, "{field}": "..."}}'
+            )
+        items.append((item.get("id"), value))
+    return items
 
 
 @main.command("search")
@@ -151,7 +162,7 @@ def search_cmd(query: str | None, index_dir: Path | None, k: int | None, as_json
     with _engine(index_dir) as engine:
         stages = engine.plan(mode, rerank, dedupe).stages()
         if batch is not None:
-            items = list(_read_batch(batch, "query"))
+            items = _read_batch(batch, "query")
             for start in range(0, len(items), 64):
                 group = items[start : start + 64]
                 results = engine.search_batch([q for _, q in group], k, filters, **options)

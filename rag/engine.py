@@ -113,6 +113,7 @@ class Engine:
         self._index = index
         self._keywords_checked = False
         self._reranker: Any = None
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -141,6 +142,7 @@ class Engine:
         if self._index is not None:
             self._index.close()
             self._index = None
+        self._closed = True
 
     def __enter__(self) -> Engine:
         return self
@@ -158,6 +160,7 @@ class Engine:
         )
 
     def _writable_index(self) -> Index:
+        self._check_open()
         if self._index is None:
             self._index = Index.open(self.path, self.spec(), create=True)
         self._check_keywords(self._index)
@@ -169,7 +172,14 @@ class Engine:
             )
         return self._index
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError(
+                f"this Engine for {self.path} was closed; open it again with Engine.open(...)"
+            )
+
     def _readable_index(self) -> Index:
+        self._check_open()
         if self._index is None:
             raise ConfigError(
                 f"no index at {self.path}; create one with `rag index PATH --index {self.path}`"
@@ -218,6 +228,15 @@ class Engine:
     ) -> AddReport:
         documents, dup_problems = _dedupe_ids(documents)
         problems.extend(dup_problems)
+        empty = [d for d in documents if not d.text.strip()]
+        problems.extend(
+            IngestProblem(source=d.source, message=f"document {d.doc_id!r} has no text; skipped")
+            for d in empty
+        )
+        documents = [d for d in documents if d.text.strip()]
+        if not documents and self._index is None:
+            # Nothing readable: do not leave an empty index behind.
+            return AddReport(n_files, 0, 0, 0, 0, 0, tuple(problems), time.perf_counter() - started)
         index = self._writable_index()
         hashes = {d.doc_id: content_hash(d) for d in documents}
         known = index.content_hashes(hashes)
@@ -309,6 +328,8 @@ class Engine:
         self, doc_ids: Iterable[str] = (), sources: Iterable[str] = ()
     ) -> WriteResult:
         """Remove documents by id or by source; unknown ones are ignored."""
+        if isinstance(doc_ids, str) or isinstance(sources, str):
+            raise ConfigError("remove() takes lists of doc ids and sources, not a single string")
         index = self._readable_index()
         ids = set(doc_ids)
         for found in index.doc_ids_for_sources(sources).values():
@@ -352,7 +373,7 @@ class Engine:
         rerank: bool | None = None,
         collapse: bool | None = None,
     ) -> list[list[Hit]]:
-        k = k or self.settings.retrieval.k
+        k = self.settings.retrieval.k if k is None else k
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         for q in queries:

@@ -39,9 +39,16 @@ class Question:
 def load_squad(path: Path) -> tuple[list[Document], dict[str, Question]]:
     """Paragraphs as documents, and questions keyed by id, from a SQuAD-1.1 JSON file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a SQuAD-format JSON file ({exc}); expected {{'data': [...]}}") from None
+        return _parse_squad(path, json.loads(path.read_text(encoding="utf-8"))["data"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{path} is not a SQuAD-format JSON file (problem: {type(exc).__name__} {exc}); "
+            "expected {'data': [{'title', 'paragraphs': [{'context', 'qas': [{'id', "
+            "'question'}]}]}]}"
+        ) from None
+
+
+def _parse_squad(path: Path, data: list[Any]) -> tuple[list[Document], dict[str, Question]]:
     docs: list[Document] = []
     questions: dict[str, Question] = {}
     for a, article in enumerate(data):
