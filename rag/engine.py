@@ -279,7 +279,8 @@ class Engine:
         texts = [p.text for _, _, passages, _ in pending.docs for p in passages]
         n_passages = len(texts)
         sentence_row: dict[tuple[int, int, int], int] = {}
-        for d, (doc, _, _, per_passage) in enumerate(pending.docs):
+        with_sentences = self.settings.chunking.sentence_vectors
+        for d, (doc, _, _, per_passage) in enumerate(pending.docs if with_sentences else ()):
             for spans in per_passage:
                 for start, end in spans:
                     if (d, start, end) not in sentence_row:
@@ -291,7 +292,7 @@ class Engine:
         for d, (doc, digest, passages, per_passage) in enumerate(pending.docs):
             chunks = []
             for ordinal, (p, spans) in enumerate(zip(passages, per_passage)):
-                rows = [sentence_row[(d, s, e)] for s, e in spans]
+                rows = [sentence_row[(d, s, e)] for s, e in spans] if with_sentences else []
                 chunks.append(
                     ChunkRecord(
                         chunk_id=chunk_id_for(doc.doc_id, p.start, p.end, p.text),
@@ -455,6 +456,7 @@ def chunking_spec(settings: Settings) -> dict[str, Any]:
         "splitter": CHUNKER_ID,
         "max_tokens": settings.chunking.max_tokens,
         "overlap_sentences": settings.chunking.overlap_sentences,
+        "sentence_vectors": settings.chunking.sentence_vectors,
     }
 
 

@@ -62,6 +62,11 @@ class ChunkingSettings(_Section):
     overlap_sentences: int = Field(
         1, ge=0, le=5, description="Sentences repeated at the start of the next passage."
     )
+    sentence_vectors: bool = Field(
+        True,
+        description="Embed every sentence too (for sentence-level reranking and quoting). About "
+        "doubles ingest time; off, reranking uses passage vectors only.",
+    )
 
 
 class RetrievalSettings(_Section):
