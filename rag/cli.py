@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +66,17 @@ def main(verbose: int) -> None:
 @index_option
 @click.option("--password", help="Password for encrypted PDFs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def index_cmd(paths: tuple[str, ...], index_dir: Path | None, password: str | None, as_json: bool) -> None:
+def index_cmd(
+    paths: tuple[str, ...], index_dir: Path | None, password: str | None, as_json: bool
+) -> None:
     """Add files and folders (.txt .md .html .pdf .jsonl) to the index.
 
     Exit code 1 when any file could not be read (the others are still indexed).
     """
     with _engine(index_dir) as engine:
-        report = engine.add(list(paths), password=password, on_progress=None if as_json else _progress())
+        report = engine.add(
+            list(paths), password=password, on_progress=None if as_json else _progress()
+        )
         if as_json:
             _echo_json(report.to_json())
         else:
@@ -98,7 +101,9 @@ def _progress() -> Any:
 
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, unit="passage", desc="embedding", file=sys.stderr)
+            bar = state["bar"] = tqdm(
+                total=total, unit="passage", desc="embedding", file=sys.stderr
+            )
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -138,20 +143,38 @@ def _read_batch(path: Path, field: str) -> list[tuple[Any, str]]:
 @index_option
 @click.option("-k", default=None, type=click.IntRange(1, 1000), help="Number of hits.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (see README for the shape).")
-@click.option("--batch", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help='JSONL file of {"id", "query"} lines; prints one JSON object per line.')
-@click.option("--from", "date_from", help="Only articles dated on/after (2022, 2022-06, 2022-06-01).")
+@click.option(
+    "--batch",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help='JSONL file of {"id", "query"} lines; prints one JSON object per line.',
+)
+@click.option(
+    "--from", "date_from", help="Only articles dated on/after (2022, 2022-06, 2022-06-01)."
+)
 @click.option("--to", "date_to", help="Only articles dated on/before (partial dates allowed).")
 @click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only articles in this language.")
-@click.option("--mode", type=click.Choice(["dense", "keyword", "hybrid"]),
-              help="Retrieval mode (default: the settings', hybrid).")
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "keyword", "hybrid"]),
+    help="Retrieval mode (default: the settings', hybrid).",
+)
 @click.option("--rerank/--no-rerank", default=None, help="Second-stage reranking on or off.")
 @click.option("--dedupe/--no-dedupe", default=None, help="Merge near-duplicate passages.")
-def search_cmd(query: str | None, index_dir: Path | None, k: int | None, as_json: bool,
-               batch: Path | None, date_from: str | None, date_to: str | None,
-               sources: tuple[str, ...], languages: tuple[str, ...], mode: str | None,
-               rerank: bool | None, dedupe: bool | None) -> None:
+def search_cmd(
+    query: str | None,
+    index_dir: Path | None,
+    k: int | None,
+    as_json: bool,
+    batch: Path | None,
+    date_from: str | None,
+    date_to: str | None,
+    sources: tuple[str, ...],
+    languages: tuple[str, ...],
+    mode: str | None,
+    rerank: bool | None,
+    dedupe: bool | None,
+) -> None:
     """Find the passages that best match QUERY (stages: dense, keyword, fusion, rerank, dedupe)."""
     if (query is None) == (batch is None):
         raise ConfigError("give either a QUERY or --batch FILE (not both)")
@@ -167,8 +190,14 @@ def search_cmd(query: str | None, index_dir: Path | None, k: int | None, as_json
                 group = items[start : start + 64]
                 results = engine.search_batch([q for _, q in group], k, filters, **options)
                 for (item_id, q), hits in zip(group, results):
-                    _echo_json({"id": item_id, "query": q, "stages": stages,
-                                "hits": [h.to_json() for h in hits]})
+                    _echo_json(
+                        {
+                            "id": item_id,
+                            "query": q,
+                            "stages": stages,
+                            "hits": [h.to_json() for h in hits],
+                        }
+                    )
             return
         assert query is not None
         hits = engine.search_batch([query], k, filters, **options)[0]
@@ -212,7 +241,6 @@ def remove_cmd(index_dir: Path | None, doc_ids: tuple[str, ...], sources: tuple[
 def info_cmd(index_dir: Path | None, as_json: bool) -> None:
     """Show what an index holds and how it was built."""
     from index import Index
-
     from rag.settings import load_settings
 
     path = index_dir or load_settings().index_dir
@@ -222,7 +250,9 @@ def info_cmd(index_dir: Path | None, as_json: bool) -> None:
         _echo_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}")
+        click.echo(
+            f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}"
+        )
 
 
 # ----------------------------------------------------------------------------- models
@@ -282,16 +312,28 @@ def models_info(as_json: bool) -> None:
 # ------------------------------------------------------------------------------- eval
 @main.command("eval")
 @click.argument("squad_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--questions", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A parallel SQuAD file (same question ids) to take the questions from, "
-              "e.g. English questions against German paragraphs.")
-@click.option("--distractors", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Extra articles mixed into the index (.jsonl, 10kGNAD-style .csv, or any "
-              "ingestible file/folder). Repeatable.")
+@click.option(
+    "--questions",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A parallel SQuAD file (same question ids) to take the questions from, "
+    "e.g. English questions against German paragraphs.",
+)
+@click.option(
+    "--distractors",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Extra articles mixed into the index (.jsonl, 10kGNAD-style .csv, or any "
+    "ingestible file/folder). Repeatable.",
+)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(squad_file: Path, questions: Path | None, distractors: tuple[Path, ...],
-             limit: int | None, as_json: bool) -> None:
+def eval_cmd(
+    squad_file: Path,
+    questions: Path | None,
+    distractors: tuple[Path, ...],
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """Retrieval quality on a SQuAD-format file: Recall@1/5/10, MRR@10, nDCG@10."""
     from rag.evaluation import evaluate_retrieval
     from rag.settings import load_settings

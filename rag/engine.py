@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from index import DocumentRecord, ChunkRecord, Index, IndexSpec, WriteResult
+from index import ChunkRecord, DocumentRecord, Index, IndexSpec, WriteResult
 from index.errors import ConfigError, IndexMismatchError
 from rag.chunking import chunk_text, split_sentences
 from rag.embedders import Embedder, create_embedder
@@ -325,9 +325,7 @@ class Engine:
                 on_progress("embed", min(start + step, len(texts)), len(texts))
         return np.concatenate(parts)
 
-    def remove(
-        self, doc_ids: Iterable[str] = (), sources: Iterable[str] = ()
-    ) -> WriteResult:
+    def remove(self, doc_ids: Iterable[str] = (), sources: Iterable[str] = ()) -> WriteResult:
         """Remove documents by id or by source; unknown ones are ignored."""
         if isinstance(doc_ids, str) or isinstance(sources, str):
             raise ConfigError("remove() takes lists of doc ids and sources, not a single string")
@@ -386,14 +384,15 @@ class Engine:
         allowed = self._allowed(index, filters)
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
+        reranker = self._get_reranker() if plan.rerank else None
         retriever = Retriever(
-            index, self.embedder, self.analyzer, self.settings.retrieval, self._get_reranker()
+            index, self.embedder, self.analyzer, self.settings.retrieval, reranker
         )
         results = retriever.run(list(queries), k, plan, allowed)
         return [self._hits(index, found) for found in results]
 
     def _get_reranker(self) -> Any:
-        if self._reranker is None and self.settings.retrieval.rerank:
+        if self._reranker is None:
             from rag.retrieval.rerank import create_reranker
 
             self._reranker = create_reranker(self.settings.retrieval)
@@ -520,6 +519,8 @@ def _document_record(doc: Document, digest: str, chunks: tuple[ChunkRecord, ...]
         date=doc.date,
         language=doc.language,
         url=doc.url,
-        metadata={**doc.metadata, "pages": [list(p) for p in doc.pages]} if doc.pages else dict(doc.metadata),
+        metadata={**doc.metadata, "pages": [list(p) for p in doc.pages]}
+        if doc.pages
+        else dict(doc.metadata),
         chunks=chunks,
     )

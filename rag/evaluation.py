@@ -55,8 +55,12 @@ def _parse_squad(path: Path, data: list[Any]) -> tuple[list[Document], dict[str,
         for p, para in enumerate(article["paragraphs"]):
             doc_id = f"squad-{a}-{p}"
             docs.append(
-                Document(doc_id=doc_id, text=para["context"], source=f"{path.name}#{a}.{p}",
-                         title=article.get("title"))
+                Document(
+                    doc_id=doc_id,
+                    text=para["context"],
+                    source=f"{path.name}#{a}.{p}",
+                    title=article.get("title"),
+                )
             )
             for qa in para["qas"]:
                 questions[qa["id"]] = Question(qa["id"], qa["question"], doc_id)
@@ -84,8 +88,16 @@ def _load_gnad_csv(path: Path) -> list[Document]:
         for n, row in enumerate(csv.reader(f, delimiter=";", quotechar="'")):
             if len(row) < 2 or not row[1].strip():
                 continue
-            docs.append(Document(doc_id=f"{path.stem}-{n}", text=row[1], source=f"{path.name}:{n + 1}",
-                                 title=None, language="de", metadata={"label": row[0]}))
+            docs.append(
+                Document(
+                    doc_id=f"{path.stem}-{n}",
+                    text=row[1],
+                    source=f"{path.name}:{n + 1}",
+                    title=None,
+                    language="de",
+                    metadata={"label": row[0]},
+                )
+            )
     return docs
 
 
@@ -129,13 +141,16 @@ def evaluate_retrieval(
                 f"{questions_file} lacks {len(missing)} question ids of {squad_file} "
                 f"(e.g. {missing[0]}); pass a parallel file with the same ids"
             )
-        questions = {qid: Question(qid, asked[qid].text, q.gold_doc_id) for qid, q in questions.items()}
+        questions = {
+            qid: Question(qid, asked[qid].text, q.gold_doc_id) for qid, q in questions.items()
+        }
     for path in distractors:
         docs.extend(load_corpus(path))
     items = list(questions.values())[:limit] if limit else list(questions.values())
-    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp, Engine.open(
-        Path(tmp) / "index", settings
-    ) as engine:
+    with (
+        tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp,
+        Engine.open(Path(tmp) / "index", settings) as engine,
+    ):
         engine.add_documents(docs)
         texts = [q.text for q in items]
         golds = [q.gold_doc_id for q in items]

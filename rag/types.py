@@ -48,7 +48,12 @@ class DuplicateSource:
     chunk_id: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"doc_id": self.doc_id, "source": self.source, "title": self.title, "date": self.date}
+        return {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "title": self.title,
+            "date": self.date,
+        }
 
 
 @dataclass(frozen=True)

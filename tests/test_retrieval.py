@@ -112,7 +112,9 @@ def test_date_range_returns_only_that_range_and_still_k_hits(seed_engine):
     docs = {d["doc_id"]: d["date"] for d in seed_engine.documents()}
     in_2022 = [d for d, date in docs.items() if date and date.startswith("2022")]
     assert len(in_2022) == 2
-    hits = seed_engine.search("NATO Verhandlungen", k=5, filters=Filters(date_from="2022-01", date_to="2022-12"))
+    hits = seed_engine.search(
+        "NATO Verhandlungen", k=5, filters=Filters(date_from="2022-01", date_to="2022-12")
+    )
     assert len(hits) == 5
     assert {h.doc_id for h in hits} <= set(in_2022)
     assert all(h.date.startswith("2022") for h in hits)
@@ -125,7 +127,11 @@ def test_date_range_returns_only_that_range_and_still_k_hits(seed_engine):
 
 @pytest.mark.slow
 def test_source_filter(seed_engine):
-    source = next(d["source"] for d in seed_engine.documents() if d["source"].endswith("003_8f400f1f19299dd9.txt"))
+    source = next(
+        d["source"]
+        for d in seed_engine.documents()
+        if d["source"].endswith("003_8f400f1f19299dd9.txt")
+    )
     hits = seed_engine.search("Verhandlungen", k=4, filters=Filters(sources=(source,)))
     assert len(hits) == 4 and {h.source for h in hits} == {source}
 
@@ -139,7 +145,9 @@ def test_same_wire_story_in_two_outlets_is_one_hit(tmp_path, settings, embedder)
     )
     docs = [
         Document("a", story, "outlet-a.txt", title="Agentur A", date="2022-01-07"),
-        Document("b", "Brüssel (dpa) – " + story, "outlet-b.txt", title="Zeitung B", date="2022-01-08"),
+        Document(
+            "b", "Brüssel (dpa) – " + story, "outlet-b.txt", title="Zeitung B", date="2022-01-08"
+        ),
         Document("c", "Der FC Bayern gewann das Spiel in München mit drei zu eins.", "sport.txt"),
     ]
     with Engine.open(tmp_path / "idx", settings, embedder=embedder) as engine:
@@ -151,7 +159,9 @@ def test_same_wire_story_in_two_outlets_is_one_hit(tmp_path, settings, embedder)
             "outlet-b.txt" if hits[0].doc_id == "a" else "outlet-a.txt"
         ]
         assert hits[0].to_json()["duplicates"][0]["title"] in ("Agentur A", "Zeitung B")
-        plain = engine.search("Was sagte Stoltenberg zur Ostflanke?", k=3, mode="hybrid", rerank=True)
+        plain = engine.search(
+            "Was sagte Stoltenberg zur Ostflanke?", k=3, mode="hybrid", rerank=True
+        )
         assert len(plain) == 2  # only two distinct stories exist
         undeduped = engine.search_batch(["Stoltenberg Ostflanke"], k=3, collapse=False)[0]
         assert {h.doc_id for h in undeduped} == {"a", "b", "c"}
@@ -165,7 +175,9 @@ def test_cross_encoder_from_disk_is_used(tmp_path, settings, embedder):
     from rag.embedders.sentence_transformers import default_model_dir
 
     ce_dir = tmp_path / "ce"
-    CrossEncoder(str(default_model_dir(settings.embedding.cache_dir)), num_labels=1, device="cpu").save(str(ce_dir))
+    CrossEncoder(
+        str(default_model_dir(settings.embedding.cache_dir)), num_labels=1, device="cpu"
+    ).save(str(ce_dir))
     ce_settings = settings.model_copy(
         update={"retrieval": settings.retrieval.model_copy(update={"cross_encoder": str(ce_dir)})}
     )

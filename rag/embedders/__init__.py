@@ -54,7 +54,9 @@ def _sentence_transformers(settings: EmbeddingSettings) -> Embedder:
 BACKENDS: dict[str, EmbedderFactory] = {"sentence-transformers": _sentence_transformers}
 
 
-def create_embedder(settings: EmbeddingSettings, backend: str = "sentence-transformers") -> Embedder:
+def create_embedder(
+    settings: EmbeddingSettings, backend: str = "sentence-transformers"
+) -> Embedder:
     """Build the embedder named by `backend`; the model loads lazily on first use."""
     try:
         factory = BACKENDS[backend]

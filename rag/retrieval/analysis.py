@@ -25,9 +25,26 @@ ANALYZER_ID = "de-en-snowball-wordfreq-v1"
 """Recorded in the index; a different analyzer re-analyses the stored passages."""
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
-_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "à": "a", "á": "a", "â": "a",
-                       "é": "e", "è": "e", "ê": "e", "ë": "e", "ï": "i", "î": "i", "ô": "o",
-                       "ç": "c", "ñ": "n"})
+_FOLD = str.maketrans(
+    {
+        "ä": "a",
+        "ö": "o",
+        "ü": "u",
+        "ß": "ss",
+        "à": "a",
+        "á": "a",
+        "â": "a",
+        "é": "e",
+        "è": "e",
+        "ê": "e",
+        "ë": "e",
+        "ï": "i",
+        "î": "i",
+        "ô": "o",
+        "ç": "c",
+        "ñ": "n",
+    }
+)
 _STEMMERS = {"de": "german", "en": "english"}
 _MIN_COMPOUND = 8  # shorter words are not split
 _MIN_PART = 3
@@ -68,7 +85,9 @@ class _Resources:
 
             # Zipf = log10(frequency per billion words); a plain dict is ~100x faster to query
             # than wordfreq.zipf_frequency, which re-tokenizes every word.
-            return {w: math.log10(f) + 9 for w, f in get_frequency_dict(lang, wordlist="best").items()}
+            return {
+                w: math.log10(f) + 9 for w, f in get_frequency_dict(lang, wordlist="best").items()
+            }
         raise KeyError(key)
 
 

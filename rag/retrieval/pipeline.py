@@ -34,7 +34,11 @@ class Plan:
     collapse: bool
 
     def stages(self) -> list[str]:
-        names = {"dense": ["dense"], "keyword": ["keyword"], "hybrid": ["dense", "keyword", "fusion"]}
+        names = {
+            "dense": ["dense"],
+            "keyword": ["keyword"],
+            "hybrid": ["dense", "keyword", "fusion"],
+        }
         out = list(names[self.mode])
         if self.rerank:
             out.append("rerank")
@@ -92,8 +96,13 @@ class Retriever:
         results = []
         for i, query in enumerate(queries):
             if plan.mode == "hybrid":
-                weights = {"dense": self.settings.dense_weight, "keyword": self.settings.keyword_weight}
-                cands = rrf({"dense": dense[i], "keyword": keyword[i]}, weights, self.settings.rrf_k)
+                weights = {
+                    "dense": self.settings.dense_weight,
+                    "keyword": self.settings.keyword_weight,
+                }
+                cands = rrf(
+                    {"dense": dense[i], "keyword": keyword[i]}, weights, self.settings.rrf_k
+                )
             else:
                 cands = single(plan.mode, dense[i] if plan.mode == "dense" else keyword[i])
             texts: dict[int, str] = {}

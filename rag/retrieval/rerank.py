@@ -113,7 +113,9 @@ class CrossEncoderReranker:
         present = [c for c in candidates if c.row_id in texts]
         if not present:
             return []
-        scores = self.model.predict([(query, texts[c.row_id]) for c in present], show_progress_bar=False)
+        scores = self.model.predict(
+            [(query, texts[c.row_id]) for c in present], show_progress_bar=False
+        )
         out = [
             replace(c, score=float(s), rerank=float(s)) for c, s in zip(present, np.ravel(scores))
         ]
