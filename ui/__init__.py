@@ -1,0 +1,1 @@
+"""The chat UI (Gradio) and the HTTP API: not built yet (see the issues)."""
