@@ -326,19 +326,29 @@ def models_info(as_json: bool) -> None:
     "ingestible file/folder). Repeatable.",
 )
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the evaluation index here (default: a temporary one); a later run with the same "
+    "files reuses it without embedding anything.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(
     squad_file: Path,
     questions: Path | None,
     distractors: tuple[Path, ...],
     limit: int | None,
+    index_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Retrieval quality on a SQuAD-format file: Recall@1/5/10, MRR@10, nDCG@10."""
     from rag.evaluation import evaluate_retrieval
     from rag.settings import load_settings
 
-    report = evaluate_retrieval(load_settings(), squad_file, questions, list(distractors), limit)
+    report = evaluate_retrieval(
+        load_settings(), squad_file, questions, list(distractors), limit, index_dir
+    )
     if as_json:
         _echo_json(report)
         return

@@ -128,8 +128,13 @@ def evaluate_retrieval(
     questions_file: Path | None = None,
     distractors: Sequence[Path] = (),
     limit: int | None = None,
+    index_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Index the paragraphs (+ distractors) in a temporary index and score every retriever."""
+    """Index the paragraphs (+ distractors) and score every retriever.
+
+    The index is temporary unless `index_dir` is given; there it is kept, and a later run with
+    the same files finds every document unchanged and embeds nothing.
+    """
     from rag.engine import Engine
 
     docs, questions = load_squad(squad_file)
@@ -149,7 +154,7 @@ def evaluate_retrieval(
     items = list(questions.values())[:limit] if limit else list(questions.values())
     with (
         tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp,
-        Engine.open(Path(tmp) / "index", settings) as engine,
+        Engine.open(index_dir or Path(tmp) / "index", settings) as engine,
     ):
         engine.add_documents(docs)
         texts = [q.text for q in items]

@@ -498,6 +498,22 @@ def test_eval_json_scores_a_tiny_squad_file(tmp_path, monkeypatch):
     assert dense == {"R@1": 1.0, "R@5": 1.0, "R@10": 1.0, "MRR@10": 1.0, "nDCG@10": 1.0}
 
 
+def test_eval_keeps_its_index_and_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    squad_file = write_json(tmp_path / "tiny.de.json", squad())
+    kept = tmp_path / "eval-index"
+
+    first = run(["eval", squad_file, "--index", kept, "--json"])
+    assert first.exit_code == 0, first.output
+    generation = json.loads(run(["info", "--index", kept, "--json"]).stdout)["generation"]
+    second = run(["eval", squad_file, "--index", kept, "--json"])
+
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout) == json.loads(first.stdout)
+    # Nothing was written the second time: every paragraph was found unchanged.
+    assert json.loads(run(["info", "--index", kept, "--json"]).stdout)["generation"] == generation
+
+
 def test_eval_questions_file_missing_an_id_is_a_clean_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     squad_file = write_json(tmp_path / "tiny.de.json", squad())
