@@ -87,6 +87,12 @@ class RetrievalSettings(_Section):
     sentence_weight: float = Field(
         1.0, ge=0, le=10, description="Built-in reranker: weight of the best sentence's cosine."
     )
+    rerank_keyword_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Built-in reranker: bonus for a high BM25 rank (0 = keyword evidence off).",
+    )
     cross_encoder: str | None = Field(
         None,
         description="Optional: a sentence-transformers CrossEncoder directory on disk; used as "

@@ -195,3 +195,23 @@ def test_cross_encoder_path_that_is_not_a_directory_is_a_clear_error(tmp_path, s
     bad = settings.retrieval.model_copy(update={"cross_encoder": str(tmp_path / "nope")})
     with pytest.raises(ConfigError, match="is not a directory"):
         create_reranker(bad)
+
+
+def test_sentence_evidence_reranker_prefers_the_best_sentence_and_optional_keyword_bonus():
+    import numpy as np
+
+    from index import PassageEvidence
+    from rag.retrieval.rerank import SentenceEvidenceReranker
+
+    q = np.array([1.0, 0.0], dtype=np.float32)
+    unit = lambda a: np.array([np.cos(a), np.sin(a)], dtype=np.float32)  # noqa: E731
+    evidence = {
+        # passage 1: closer as a whole, but no sentence answers
+        1: PassageEvidence(1, unit(0.5), ((0, 5), (6, 9)), np.stack([unit(0.6), unit(0.7)])),
+        # passage 2: further as a whole, one sentence matches the question closely
+        2: PassageEvidence(2, unit(0.7), ((0, 5), (6, 9)), np.stack([unit(1.2), unit(0.05)])),
+    }
+    cands = [Candidate(1, 0.0, keyword_rank=1), Candidate(2, 0.0, keyword_rank=40)]
+    assert [c.row_id for c in SentenceEvidenceReranker().rerank("", q, cands, evidence, {})] == [2, 1]
+    strong_keyword = SentenceEvidenceReranker(keyword_weight=1.0)
+    assert [c.row_id for c in strong_keyword.rerank("", q, cands, evidence, {})] == [1, 2]

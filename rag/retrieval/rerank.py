@@ -47,8 +47,9 @@ class SentenceEvidenceReranker:
 
     id = "sentence-evidence-v1"
 
-    def __init__(self, sentence_weight: float = 1.0) -> None:
+    def __init__(self, sentence_weight: float = 1.0, keyword_weight: float = 0.0) -> None:
         self.sentence_weight = sentence_weight
+        self.keyword_weight = keyword_weight
 
     def rerank(
         self,
@@ -68,6 +69,9 @@ class SentenceEvidenceReranker:
             if ev.sentence_vectors is not None and len(ev.sentence_vectors):
                 best = float(np.max(ev.sentence_vectors @ query_vector))
             score = passage + self.sentence_weight * best
+            if self.keyword_weight and cand.keyword_rank:
+                # Keyword evidence as a bounded bonus: 1 at BM25 rank 1, 0.5 at rank 60.
+                score += self.keyword_weight * 60 / (59 + cand.keyword_rank)
             scored.append(replace(cand, score=score, rerank=score, dense=passage))
         scored.sort(key=lambda c: (-c.score, c.row_id))
         return scored
@@ -127,4 +131,4 @@ def create_reranker(settings: RetrievalSettings) -> Reranker:
     """The cross-encoder when one is configured, else the sentence-evidence reranker."""
     if settings.cross_encoder:
         return CrossEncoderReranker(settings.cross_encoder)
-    return SentenceEvidenceReranker(settings.sentence_weight)
+    return SentenceEvidenceReranker(settings.sentence_weight, settings.rerank_keyword_weight)
