@@ -21,6 +21,11 @@ class Candidate:
     duplicates: tuple[int, ...] = field(default=())
 
 
+def ranked(candidates: list[Candidate]) -> list[Candidate]:
+    """Best score first; ties broken by row id so results are deterministic."""
+    return sorted(candidates, key=lambda c: (-c.score, c.row_id))
+
+
 def rrf(
     lists: Mapping[str, Sequence[tuple[int, float]]],
     weights: Mapping[str, float],
@@ -28,9 +33,9 @@ def rrf(
 ) -> list[Candidate]:
     """Fuse ranked lists by reciprocal rank: score = sum over lists of weight / (k + rank)."""
     fused: dict[int, dict[str, float]] = {}
-    for name, ranked in lists.items():
+    for name, hits in lists.items():
         weight = weights.get(name, 1.0)
-        for rank, (row_id, score) in enumerate(ranked, start=1):
+        for rank, (row_id, score) in enumerate(hits, start=1):
             entry = fused.setdefault(row_id, {"rrf": 0.0})
             entry["rrf"] += weight / (k + rank)
             entry[name] = score
@@ -46,8 +51,7 @@ def rrf(
         )
         for row_id, e in fused.items()
     ]
-    out.sort(key=lambda c: (-c.score, c.row_id))
-    return out
+    return ranked(out)
 
 
 def single(name: str, ranked: Sequence[tuple[int, float]]) -> list[Candidate]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -127,17 +127,3 @@ class Retriever:
             return {}
         return {c.row_id: c.text for c in self.index.chunks(row_ids)}
 
-
-def describe(candidate: Candidate) -> dict[str, Any]:
-    """The evidence behind a hit, for `--explain`-style output and debugging."""
-    return {
-        k: v
-        for k, v in (
-            ("dense", candidate.dense),
-            ("keyword", candidate.keyword),
-            ("dense_rank", candidate.dense_rank),
-            ("keyword_rank", candidate.keyword_rank),
-            ("rerank", candidate.rerank),
-        )
-        if v is not None
-    }

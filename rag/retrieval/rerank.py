@@ -19,7 +19,7 @@ import numpy as np
 
 from index import PassageEvidence
 from index.errors import ConfigError, ModelError
-from rag.retrieval.fusion import Candidate
+from rag.retrieval.fusion import Candidate, ranked
 
 if TYPE_CHECKING:
     from rag.settings import RetrievalSettings
@@ -73,8 +73,7 @@ class SentenceEvidenceReranker:
                 # Keyword evidence as a bounded bonus: 1 at BM25 rank 1, 0.5 at rank 60.
                 score += self.keyword_weight * 60 / (59 + cand.keyword_rank)
             scored.append(replace(cand, score=score, rerank=score, dense=passage))
-        scored.sort(key=lambda c: (-c.score, c.row_id))
-        return scored
+        return ranked(scored)
 
 
 class CrossEncoderReranker:
@@ -123,8 +122,7 @@ class CrossEncoderReranker:
         out = [
             replace(c, score=float(s), rerank=float(s)) for c, s in zip(present, np.ravel(scores))
         ]
-        out.sort(key=lambda c: (-c.score, c.row_id))
-        return out
+        return ranked(out)
 
 
 def create_reranker(settings: RetrievalSettings) -> Reranker:
