@@ -34,3 +34,7 @@ class IngestError(RagError):
 
 class ModelError(RagError):
     """A model could not be built or loaded."""
+
+
+class GeneratorError(RagError):
+    """The configured language model could not be reached or gave an unusable response."""

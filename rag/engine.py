@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,13 @@ from rag.retrieval.fusion import Candidate
 from rag.retrieval.pipeline import Plan, Retriever, ensure_keywords
 from rag.settings import Settings, load_settings
 from rag.types import Document, DuplicateSource, Hit
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from rag.answer.generators import Generator
+    from rag.answer.types import Answer, AnswerDelta, Turn
+    from rag.export import Export, ExportContext
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,14 @@ class Filters:
 
     def active(self) -> bool:
         return bool(self.date_from or self.date_to or self.sources or self.languages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "sources": list(self.sources),
+            "languages": list(self.languages),
+        }
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,7 @@ class Engine:
         self._index = index
         self._keywords_checked = False
         self._reranker: Any = None
+        self._generator: Generator | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -123,6 +139,7 @@ class Engine:
         settings: Settings | None = None,
         *,
         embedder: Embedder | None = None,
+        generator: Generator | None = None,
     ) -> Engine:
         """Open (or prepare to create, on first `add`) the index at `path`.
 
@@ -136,7 +153,9 @@ class Engine:
         if Index.exists(path):
             index = Index.open(path)
             _check_compatible(index.spec, embedder.id, chunking_spec(settings))
-        return cls(path, settings, embedder, index)
+        engine = cls(path, settings, embedder, index)
+        engine._generator = generator
+        return engine
 
     def close(self) -> None:
         if self._index is not None:
@@ -438,9 +457,103 @@ class Engine:
                     page=c.page,
                     language=c.language,
                     duplicates=dups,
+                    row_id=c.row_id,
                 )
             )
         return hits
+
+    # ---------------------------------------------------------------------- answers
+    def answer_modes(self) -> list[str]:
+        """The answer modes available: always "quote"; "generate" with a model configured."""
+        modes = ["quote"]
+        if self._generator is not None or self.settings.generation.configured():
+            modes.append("generate")
+        return modes
+
+    def _get_generator(self) -> Generator | None:
+        if self._generator is None and self.settings.generation.configured():
+            from rag.answer.generators import create_generator
+
+            self._generator = create_generator(self.settings.generation)
+        return self._generator
+
+    def ask(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        history: Sequence[Turn] | None = None,
+        *,
+        mode: str | None = None,
+    ) -> Answer:
+        """Answer `question` from the indexed sources, with citations and support verdicts.
+
+        mode "quote" (the default without a language model) answers with verbatim source
+        sentences; "generate" asks the configured model. `history` holds earlier turns of a
+        conversation, used to make a follow-up question standalone.
+        """
+        from rag.answer.types import Answer
+
+        for event in self.ask_stream(question, filters, history, mode=mode):
+            if isinstance(event, Answer):
+                return event
+        raise AssertionError("ask_stream ended without an answer")  # pragma: no cover
+
+    def ask_stream(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        history: Sequence[Turn] | None = None,
+        *,
+        mode: str | None = None,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """Like `ask`, streaming: `AnswerDelta`s of text, then the full `Answer` last."""
+        from rag.answer.pipeline import MODES, Answerer, Context, question_language
+
+        if not question or not question.strip():
+            raise ConfigError("the question is empty; ask something about your documents")
+        cfg = self.settings.generation
+        mode = mode or cfg.mode
+        if mode not in MODES:
+            raise ConfigError(f"unknown answer mode {mode!r}; valid: {', '.join(MODES)}")
+        generator = self._get_generator() if mode == "generate" or history else None
+        answerer = Answerer(cfg, self.embedder, self.analyzer, generator)
+        language = question_language(question)
+        standalone = answerer.standalone(question, list(history or ()), language)
+        plan = self.plan()
+        hits = self.search(standalone, k=cfg.passages, filters=filters)
+        index = self._readable_index()
+        evidence = index.evidence([h.row_id for h in hits]) if hits else {}
+        query_vector = self.embedder.embed_queries([standalone])[0]
+        retrieval = {
+            "k": cfg.passages,
+            "stages": plan.stages(),
+            "filters": filters.to_json() if filters is not None else None,
+            "embedder": self.embedder.id,
+        }
+        ctx = Context(question, standalone, language, hits, evidence, query_vector, retrieval)
+        if mode == "generate":
+            yield from answerer.generate(ctx)
+        else:
+            yield from answerer.quote(ctx)
+
+    # ---------------------------------------------------------------------- export
+    def export_context(self) -> ExportContext:
+        """What an export records about this index and its models."""
+        from rag.export import ExportContext
+
+        manifest = self.path / "manifest.json"
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+        return ExportContext(
+            index_manifest_sha256=digest, embedder=self.embedder.id, index_path=str(self.path)
+        )
+
+    def export(self, answers: Answer | Sequence[Answer], fmt: str) -> Export:
+        """An answer (or a conversation's answers) as markdown, json, pdf, bibtex or csl."""
+        from rag.answer.types import Answer
+        from rag.export import export_answers
+
+        items = [answers] if isinstance(answers, Answer) else list(answers)
+        return export_answers(items, fmt, self.export_context())
 
     def info(self) -> dict[str, Any]:
         """The index's manifest summary: counts, embedder, chunking, size on disk."""

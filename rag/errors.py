@@ -2,6 +2,7 @@
 
 from index.errors import (
     ConfigError,
+    GeneratorError,
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
@@ -13,6 +14,7 @@ from index.errors import (
 
 __all__ = [
     "ConfigError",
+    "GeneratorError",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexMismatchError",

@@ -165,3 +165,93 @@ def evaluate_retrieval(
             retrievers[name] = metrics(gold_ranks(results, golds))
         n_passages = engine.info()["counts"]["chunks"]
     return {"n_questions": len(items), "n_passages": n_passages, "retrievers": retrievers}
+
+
+# --------------------------------------------------------------------------- answers
+def _load_answers(path: Path) -> dict[str, list[str]]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return {
+        qa["id"]: [a["text"] for a in qa.get("answers", [])]
+        for article in data
+        for para in article["paragraphs"]
+        for qa in para["qas"]
+    }
+
+
+def _contains(text: str, golds: Sequence[str]) -> bool:
+    flat = " ".join(text.split()).casefold()
+    return any(" ".join(g.split()).casefold() in flat for g in golds if g.strip())
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+
+def evaluate_answers(
+    settings: Settings,
+    squad_file: Path,
+    unanswerable_corpus: Sequence[Path] = (),
+    limit: int | None = None,
+    index_dir: Path | None = None,
+    mode: str | None = None,
+) -> dict[str, Any]:
+    """Answer every question of a SQuAD file against an index of its own paragraphs, and
+    (with `unanswerable_corpus`, e.g. the seed articles) against an index of only that corpus,
+    where no question is answerable.
+
+    Reports: how often the answer text contains a gold answer string, how often its first
+    citation is the gold paragraph, how often it is answerable; for the unanswerable run, how
+    often the answer says the sources do not answer. The evidence scores of both runs are
+    summarized, so `generation.answerable_threshold` can be calibrated.
+    """
+    from rag.engine import Engine
+
+    docs, questions = load_squad(squad_file)
+    golds = _load_answers(squad_file)
+    items = list(questions.values())[:limit] if limit else list(questions.values())
+    out: dict[str, Any] = {"n_questions": len(items), "mode": mode or settings.generation.mode}
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        with Engine.open(index_dir or Path(tmp) / "index", settings) as engine:
+            engine.add_documents(docs)
+            contains = first_gold = answerable = 0
+            evidence: list[float] = []
+            for q in items:
+                answer = engine.ask(q.text, mode=mode)
+                contains += _contains(answer.text, golds.get(q.qid, []))
+                first_gold += bool(answer.citations) and answer.citations[0].doc_id == q.gold_doc_id
+                answerable += answer.answerable
+                if answer.evidence is not None:
+                    evidence.append(answer.evidence)
+            n = len(items) or 1
+            out["answerable_index"] = {
+                "contains_gold": round(contains / n, 4),
+                "first_citation_gold": round(first_gold / n, 4),
+                "answerable": round(answerable / n, 4),
+                "evidence_p05": _quantile(evidence, 0.05),
+                "evidence_p50": _quantile(evidence, 0.5),
+            }
+        if unanswerable_corpus:
+            with Engine.open(Path(tmp) / "unanswerable", settings) as engine:
+                report = engine.add(list(unanswerable_corpus))
+                if not report.documents:
+                    raise ConfigError(
+                        f"no documents could be read from {[str(p) for p in unanswerable_corpus]}"
+                    )
+                refused = 0
+                evidence = []
+                for q in items:
+                    answer = engine.ask(q.text, mode=mode)
+                    refused += not answer.answerable
+                    if answer.evidence is not None:
+                        evidence.append(answer.evidence)
+                out["unanswerable_index"] = {
+                    "documents": report.documents,
+                    "not_answerable": round(refused / n, 4),
+                    "evidence_p50": _quantile(evidence, 0.5),
+                    "evidence_p95": _quantile(evidence, 0.95),
+                }
+    out["answerable_threshold"] = settings.generation.answerable_threshold
+    return out

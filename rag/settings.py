@@ -109,6 +109,62 @@ class RetrievalSettings(_Section):
     )
 
 
+class GenerationSettings(_Section):
+    mode: Literal["quote", "generate"] = Field(
+        "quote",
+        description="quote = verbatim source sentences with citations (no language model); "
+        "generate = a written answer from the configured language model, support-checked.",
+    )
+    backend: Literal["openai", "llamacpp"] = Field(
+        "openai",
+        description="openai = any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, "
+        "OpenAI); llamacpp = a GGUF file run in-process (pip install 'newsrag[llamacpp]').",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama)."
+    )
+    model: str | None = Field(None, description="Model name the endpoint serves.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the endpoint's API key (never in the file); "
+        "local servers need none.",
+    )
+    gguf_path: Path | None = Field(None, description="llamacpp backend: path of the GGUF file.")
+    context_tokens: int = Field(
+        4096, ge=512, le=131072, description="llamacpp backend: context window."
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(400, ge=16, le=8192, description="Longest written answer, in tokens.")
+    timeout: float = Field(120.0, gt=0, le=3600, description="Seconds to wait for the model.")
+    passages: int = Field(5, ge=1, le=20, description="Retrieved passages an answer draws on.")
+    max_sentences: int = Field(
+        3, ge=1, le=10, description="Most sentences in a quote-exact answer (and asked of a model)."
+    )
+    answerable_threshold: float = Field(
+        1.65,
+        ge=-3,
+        le=3,
+        description="Quote mode: evidence score below which the sources are said not to answer "
+        "(calibrated on XQuAD with `rag eval-answers`).",
+    )
+    support_threshold: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="Support check: least cosine between an answer sentence and a sentence of "
+        "a cited passage (calibrated on XQuAD's parallel English/German sentences).",
+    )
+    rewrite_followups: bool = Field(
+        True, description="Rewrite follow-up questions into standalone ones using the history."
+    )
+
+    def configured(self) -> bool:
+        """True when a language model is configured (the generate mode is available)."""
+        if self.backend == "llamacpp":
+            return self.gguf_path is not None
+        return bool(self.base_url and self.model)
+
+
 class Settings(BaseSettings):
     """All settings of the project. Unknown keys are errors."""
 
@@ -126,6 +182,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -73,6 +73,8 @@ class Hit:
     page: int | None = None
     language: str | None = None
     duplicates: tuple[DuplicateSource, ...] = ()
+    row_id: int = field(default=-1, compare=False)
+    """The chunk's row in this index (internal; not part of the JSON shape)."""
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape of a hit (CLI `--json` and HTTP API)."""

@@ -1,0 +1,209 @@
+"""Language-model backends behind the `Generator` protocol, chosen by `generation.backend`.
+
+- `openai`: any OpenAI-compatible chat endpoint (Ollama, vLLM, a llama.cpp server, OpenAI),
+  through LangChain's `ChatOpenAI`. The API key comes from the environment variable named in
+  `generation.api_key_env`, never from a file.
+- `llamacpp`: a GGUF file run in-process through LangChain's `ChatLlamaCpp`
+  (`pip install "newsrag[llamacpp]"`).
+
+Every failure of the model (down, timing out, answering garbage) is a `GeneratorError` whose
+message names the endpoint or file and what to check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from index.errors import ConfigError, GeneratorError
+
+if TYPE_CHECKING:
+    from rag.settings import GenerationSettings
+
+Messages = Sequence[tuple[str, str]]
+
+
+class Generator(Protocol):
+    """Streams the text of a chat completion for (role, content) messages."""
+
+    id: str
+
+    def stream(self, messages: Messages) -> Iterator[str]: ...
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return ""
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain: LangChain wraps openai's "Connection error.", which
+    wraps the useful "[Errno 111] Connection refused"."""
+    for _ in range(20):
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+class OpenAICompatibleGenerator:
+    """A chat model behind an OpenAI-compatible HTTP endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 400,
+        timeout: float = 120.0,
+    ) -> None:
+        from langchain_openai import ChatOpenAI
+
+        self.base_url, self.model = base_url, model
+        self.id = f"openai:{model}@{base_url}"
+        self._llm = ChatOpenAI(
+            base_url=base_url,
+            model=model,
+            api_key=api_key or "not-needed",  # local servers ignore it
+            temperature=temperature,
+            max_tokens=max_tokens,
+            timeout=timeout,
+            max_retries=1,
+            streaming=True,
+        )
+
+    def stream(self, messages: Messages) -> Iterator[str]:
+        import openai
+
+        where = f"the language model {self.model!r} at {self.base_url}"
+        try:
+            for chunk in self._llm.stream(list(messages)):
+                text = _text(chunk.content)
+                if text:
+                    yield text
+        except openai.APITimeoutError:
+            raise GeneratorError(
+                f"{where} did not answer in time; raise generation.timeout or check the server"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise GeneratorError(
+                f"cannot reach {where} ({_root_cause(exc)}); start the server or fix "
+                "generation.base_url"
+            ) from None
+        except openai.APIStatusError as exc:
+            body = exc.response.text[:200] if exc.response is not None else ""
+            hint = {
+                401: "set the API key in the environment variable named by "
+                "generation.api_key_env",
+                404: "check generation.model and that base_url ends in /v1",
+            }.get(exc.status_code, "check the server's log")
+            raise GeneratorError(
+                f"{where} answered HTTP {exc.status_code}: {body!r}; {hint}"
+            ) from None
+        except (openai.APIError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise GeneratorError(
+                f"{where} sent a response that is not an OpenAI-compatible chat completion "
+                f"({type(exc).__name__}: {str(exc)[:200]}); check that base_url points at an "
+                "OpenAI-compatible /v1 endpoint"
+            ) from None
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in this process by llama.cpp."""
+
+    def __init__(
+        self,
+        gguf_path: str,
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 400,
+        context_tokens: int = 4096,
+    ) -> None:
+        if not os.path.isfile(gguf_path):
+            raise ConfigError(
+                f"generation.gguf_path {gguf_path!r} is not a file; point it at a .gguf model"
+            )
+        try:
+            from langchain_community.chat_models import ChatLlamaCpp
+        except ImportError:
+            raise GeneratorError(
+                "the llamacpp backend needs llama-cpp-python and langchain-community: "
+                "pip install 'newsrag[llamacpp]' (see the README for the build flags)"
+            ) from None
+        self.id = f"llamacpp:{os.path.basename(gguf_path)}"
+        self.gguf_path = gguf_path
+        try:
+            self._llm = ChatLlamaCpp(
+                model_path=gguf_path,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                n_ctx=context_tokens,
+                streaming=True,
+                verbose=False,
+            )
+        except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
+            raise GeneratorError(
+                f"llama.cpp could not load {gguf_path} ({exc}); is it a valid GGUF model?"
+            ) from None
+
+    def stream(self, messages: Messages) -> Iterator[str]:
+        try:
+            for chunk in self._llm.stream(list(messages)):
+                text = _text(chunk.content)
+                if text:
+                    yield text
+        except Exception as exc:
+            raise GeneratorError(
+                f"llama.cpp failed while generating with {self.gguf_path}: {exc}"
+            ) from None
+
+
+def _openai(cfg: GenerationSettings) -> Generator:
+    if not cfg.base_url or not cfg.model:
+        raise ConfigError(
+            "the openai backend needs generation.base_url and generation.model (e.g. "
+            "RAG_GENERATION__BASE_URL=http://127.0.0.1:11434/v1 RAG_GENERATION__MODEL=llama3.2)"
+        )
+    return OpenAICompatibleGenerator(
+        cfg.base_url,
+        cfg.model,
+        api_key=os.environ.get(cfg.api_key_env),
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        timeout=cfg.timeout,
+    )
+
+
+def _llamacpp(cfg: GenerationSettings) -> Generator:
+    if cfg.gguf_path is None:
+        raise ConfigError("the llamacpp backend needs generation.gguf_path (a .gguf file)")
+    return LlamaCppGenerator(
+        str(cfg.gguf_path),
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        context_tokens=cfg.context_tokens,
+    )
+
+
+BACKENDS: dict[str, Callable[[GenerationSettings], Generator]] = {
+    "openai": _openai,
+    "llamacpp": _llamacpp,
+}
+
+
+def create_generator(cfg: GenerationSettings) -> Generator:
+    """The backend named by `cfg.backend`."""
+    try:
+        factory = BACKENDS[cfg.backend]
+    except KeyError:
+        raise ConfigError(
+            f"unknown generation backend {cfg.backend!r}; valid: {', '.join(sorted(BACKENDS))}"
+        ) from None
+    return factory(cfg)

@@ -1,0 +1,343 @@
+"""Answering: retrieved passages -> a quote-exact or written answer -> support check -> `Answer`.
+
+`Answerer.stream` yields `AnswerDelta`s while the answer is produced and ends with the `Answer`.
+The Engine owns an Answerer; nothing here loads a model by itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index import PassageEvidence
+from index.errors import ConfigError
+from rag.answer import prompts
+from rag.answer.citations import parse_answer
+from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
+from rag.answer.support import SourceFacts, collapse_ws, fact_problems
+from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Turn
+from rag.types import Hit
+
+if TYPE_CHECKING:
+    from rag.answer.generators import Generator
+    from rag.embedders import Embedder
+    from rag.retrieval.analysis import Analyzer
+    from rag.settings import GenerationSettings
+
+MODES = ("quote", "generate")
+
+
+@functools.lru_cache(maxsize=1)
+def _language_identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident.set_languages(["de", "en"])
+    return ident
+
+
+_GERMAN_HINTS = re.compile(r"[äöüß]|\b(wer|wie|was|wann|wo|welche[rsnm]?|warum|wieso)\b", re.I)
+
+
+def question_language(text: str) -> str:
+    """'de' or 'en': the language an answer is written in."""
+    if _GERMAN_HINTS.search(text):
+        return "de"
+    language, _ = _language_identifier().classify(text)
+    return "en" if language == "en" else "de"
+
+
+# --------------------------------------------------------------------------- follow-ups
+_REFERENCES = {
+    "de": set(
+        "er sie es ihm ihn ihr ihnen sein seine seiner seinen ihre ihrer ihren dies diese "
+        "dieser dieses diesem diesen dort damals dazu davon darüber daran dabei deren dessen "
+        "dieselbe derselbe dasselbe".split()
+    ),
+    "en": set(
+        "he she it they him her them his its their this that these those there then such".split()
+    ),
+}
+_CONTINUATIONS = re.compile(
+    r"^\s*(und|aber|auch|sowie|and|but|also|what about|how about|was ist mit|wie steht es|"
+    r"und was|und wie|und wer|und wann)\b",
+    re.I,
+)
+_QUESTION_WORDS = set(
+    "wer wie was wann wo warum wieso weshalb welche welcher welches welchen welchem wieviel "
+    "wie viele who what when where why which how many much does did do is are was were".split()
+)
+
+
+def is_followup(question: str, language: str) -> bool:
+    words = re.findall(r"\w+", question.lower())
+    content = [w for w in words if w not in _QUESTION_WORDS and len(w) > 2]
+    return (
+        bool(_CONTINUATIONS.match(question))
+        or any(w in _REFERENCES[language] for w in words)
+        or len(content) <= 2
+    )
+
+
+def carry_subject(question: str, history: Sequence[Turn], language: str) -> str:
+    """Without a language model: add the previous question's subject words to a follow-up."""
+    if not history or not is_followup(question, language):
+        return question
+    previous = history[-1].question
+    own = {w.lower() for w in re.findall(r"\w+", question)}
+    stop = _REFERENCES["de"] | _REFERENCES["en"] | _QUESTION_WORDS
+    words = [
+        w
+        for w in re.findall(r"[^\W\d_][\w\-]+|\d+", previous)
+        if w.lower() not in own and w.lower() not in stop and (w[0].isupper() or w.isdigit())
+    ]
+    subject = " ".join(dict.fromkeys(words))
+    return f"{question.strip()} ({subject})" if subject else question
+
+
+# --------------------------------------------------------------------------- answering
+@dataclass
+class Context:
+    """What one question retrieved: the hits and their stored evidence."""
+
+    question: str
+    standalone: str
+    language: str
+    hits: list[Hit]
+    evidence: dict[int, PassageEvidence]
+    query_vector: np.ndarray
+    retrieval: dict[str, Any]
+
+
+class Answerer:
+    def __init__(
+        self,
+        settings: GenerationSettings,
+        embedder: Embedder,
+        analyzer: Analyzer,
+        generator: Generator | None = None,
+        weights: QuoteWeights | None = None,
+    ) -> None:
+        self.settings, self.embedder, self.analyzer = settings, embedder, analyzer
+        self.generator = generator
+        self.weights = weights or QuoteWeights()
+
+    def standalone(self, question: str, history: Sequence[Turn], language: str) -> str:
+        """The question rewritten to stand alone (unchanged without history)."""
+        if not history or not self.settings.rewrite_followups:
+            return question
+        if self.generator is not None:
+            recent = [(t.question, t.answer) for t in history[-3:]]
+            text = "".join(self.generator.stream(prompts.rewrite_messages(question, recent)))
+            line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+            line = line.strip("\"'„“ ")
+            if 3 <= len(line) <= 4 * len(question) + 200 and prompts.CANNOT_ANSWER not in line:
+                return line
+        return carry_subject(question, history, language)
+
+    # ----------------------------------------------------------------------- quote
+    def quote(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
+        cfg = self.settings
+        scored = score_sentences(
+            ctx.standalone, ctx.query_vector, ctx.hits, ctx.evidence, self.analyzer, self.weights
+        )
+        evidence = scored[0].score if scored else None
+        if evidence is None or evidence < cfg.answerable_threshold:
+            yield from self._unanswerable(ctx, "quote", None, evidence)
+            return
+        chosen = select_sentences(scored, self.weights, cfg.max_sentences)
+        intro = prompts.QUOTE_INTRO[ctx.language]
+        yield AnswerDelta(intro)
+        citations: list[Citation] = []
+        sentences: list[AnswerSentence] = []
+        lines = [intro]
+        for n, s in enumerate(chosen, 1):
+            hit = ctx.hits[s.hit]
+            citations.append(_citation(n, hit, s.start, s.end))
+            date = hit.date or prompts.UNDATED[ctx.language]
+            line = f"„{s.text.strip()}“ [{n}] ({date})"
+            lines.append(line)
+            yield AnswerDelta("\n" + line)
+            sentences.append(self._check(s.text.strip(), (n,), (), [hit], ctx, None))
+        yield Answer(
+            question=ctx.question,
+            text="\n".join(lines),
+            answerable=True,
+            mode="quote",
+            sentences=tuple(sentences),
+            citations=tuple(citations),
+            passages=tuple(ctx.hits),
+            model=None,
+            language=ctx.language,
+            standalone_question=ctx.standalone if ctx.standalone != ctx.question else None,
+            retrieval=ctx.retrieval,
+            evidence=evidence,
+        )
+
+    def _unanswerable(
+        self, ctx: Context, mode: str, model: str | None, evidence: float | None
+    ) -> Iterator[AnswerDelta | Answer]:
+        text = prompts.NO_ANSWER[ctx.language]
+        yield AnswerDelta(text)
+        yield Answer(
+            question=ctx.question,
+            text=text,
+            answerable=False,
+            mode=mode,
+            sentences=(),
+            citations=(),
+            passages=tuple(ctx.hits),
+            model=model,
+            language=ctx.language,
+            standalone_question=ctx.standalone if ctx.standalone != ctx.question else None,
+            retrieval=ctx.retrieval,
+            evidence=evidence,
+        )
+
+    # ----------------------------------------------------------------------- generate
+    def generate(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
+        if self.generator is None:
+            raise ConfigError(
+                "no language model is configured for the generate mode; set generation.base_url "
+                "and generation.model (or generation.backend = 'llamacpp' and gguf_path), or use "
+                "the quote mode"
+            )
+        model = self.generator.id
+        if not ctx.hits:
+            yield from self._unanswerable(ctx, "generate", model, None)
+            return
+        messages = prompts.answer_messages(
+            ctx.standalone, ctx.hits, ctx.language, self.settings.max_sentences
+        )
+        # The deltas add up to the answer's `text` (the model's text, stripped): leading and
+        # trailing whitespace is not streamed, and neither is a beginning that may still turn
+        # out to be the sentinel (the no-answer text replaces it).
+        written, sent = "", 0
+        for piece in self.generator.stream(messages):
+            written += piece
+            shown = written.strip()
+            if not sent and prompts.CANNOT_ANSWER.startswith(shown.strip(" .\"'`*")):
+                continue
+            if len(shown) > sent:
+                yield AnswerDelta(shown[sent:])
+                sent = len(shown)
+        raw = written.strip()
+        if not raw or raw.strip(" .\"'`*") == prompts.CANNOT_ANSWER:
+            yield from self._unanswerable(ctx, "generate", model, None)
+            return
+        if len(raw) > sent:
+            yield AnswerDelta(raw[sent:])
+        parsed = parse_answer(raw.replace(prompts.CANNOT_ANSWER, ""), len(ctx.hits), ctx.language)
+        vectors = (
+            self.embedder.embed_passages([p.text for p in parsed])
+            if parsed
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        # One citation per cited passage; its quote is the passage sentence closest to the
+        # answer sentences that cite it.
+        cited = sorted({n for p in parsed for n in p.citations})
+        citations = [self._generated_citation(n, ctx, parsed, vectors) for n in cited]
+        sentences = [
+            self._check(
+                p.text, p.citations, p.invalid, [ctx.hits[n - 1] for n in p.citations], ctx,
+                vectors[i],
+            )
+            for i, p in enumerate(parsed)
+        ]
+        yield Answer(
+            question=ctx.question,
+            text=raw,
+            answerable=bool(sentences),
+            mode="generate",
+            sentences=tuple(sentences),
+            citations=tuple(citations),
+            passages=tuple(ctx.hits),
+            model=model,
+            language=ctx.language,
+            standalone_question=ctx.standalone if ctx.standalone != ctx.question else None,
+            retrieval=ctx.retrieval,
+        )
+
+    def _generated_citation(
+        self, n: int, ctx: Context, parsed: Sequence[Any], vectors: np.ndarray
+    ) -> Citation:
+        hit = ctx.hits[n - 1]
+        ev = ctx.evidence.get(hit.row_id)
+        users = [i for i, p in enumerate(parsed) if n in p.citations]
+        start, end = hit.start, hit.end
+        if ev is not None and ev.sentence_spans and users:
+            if ev.sentence_vectors is not None and len(ev.sentence_vectors) == len(
+                ev.sentence_spans
+            ):
+                sims = ev.sentence_vectors @ vectors[users].T
+                best = int(np.argmax(sims.max(axis=1)))
+            else:
+                best = 0
+            start, end = ev.sentence_spans[best]
+        return _citation(n, hit, start, end)
+
+    # ----------------------------------------------------------------------- support
+    def _check(
+        self,
+        text: str,
+        numbers: tuple[int, ...],
+        invalid: tuple[int, ...],
+        hits: Sequence[Hit],
+        ctx: Context,
+        vector: np.ndarray | None,
+    ) -> AnswerSentence:
+        """The support check of one sentence against the passages it cites (`hits`)."""
+        problems = [
+            f"cites [{n}], but there are only {len(ctx.hits)} passages (dropped)" for n in invalid
+        ]
+        if not numbers:
+            problems.append("cites no source")
+            return AnswerSentence(text, (), False, tuple(problems), None)
+        label = " ".join(f"[{n}]" for n in numbers)
+        passages = [h.text for h in hits]
+        problems += fact_problems(text, ctx.language, SourceFacts(passages), label)
+        flat = collapse_ws(text)
+        if any(flat in collapse_ws(p) for p in passages):
+            similarity = 1.0  # a verbatim quote
+        else:
+            if vector is None:
+                vector = self.embedder.embed_passages([text])[0]
+            similarity = 0.0
+            for h in hits:
+                ev = ctx.evidence.get(h.row_id)
+                if ev is None:
+                    continue
+                rows = [ev.vector[None, :]]
+                if ev.sentence_vectors is not None and len(ev.sentence_vectors):
+                    rows.append(ev.sentence_vectors)
+                similarity = max(similarity, float(np.max(np.vstack(rows) @ vector)))
+            if similarity < self.settings.support_threshold:
+                problems.append(
+                    f"not close in meaning to {label} (similarity {similarity:.2f} < "
+                    f"{self.settings.support_threshold:.2f})"
+                )
+        return AnswerSentence(text, numbers, not problems, tuple(problems), round(similarity, 4))
+
+
+def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
+    quote = hit.text[start - hit.start : end - hit.start]
+    return Citation(
+        n=n,
+        chunk_id=hit.chunk_id,
+        doc_id=hit.doc_id,
+        source=hit.source,
+        title=hit.title,
+        date=hit.date,
+        quote=quote,
+        start=start,
+        end=end,
+        passage=hit.text,
+        passage_start=hit.start,
+        page=hit.page,
+    )
+
