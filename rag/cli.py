@@ -220,6 +220,84 @@ def _print_hits(hits: list[Any]) -> None:
         click.echo()
 
 
+# -------------------------------------------------------------------------------- ask
+@main.command("ask")
+@click.argument("question", required=False)
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="JSON output (see README for the shape).")
+@click.option(
+    "--batch",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help='JSONL file of {"id", "question"} lines; prints one JSON answer per line.',
+)
+@click.option("--from", "date_from", help="Only articles dated on/after (partial dates allowed).")
+@click.option("--to", "date_to", help="Only articles dated on/before (partial dates allowed).")
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Only articles in this language.")
+@click.option(
+    "--mode",
+    type=click.Choice(["quote", "generate"]),
+    help="quote = verbatim source sentences; generate = the configured language model.",
+)
+@click.option("--stream/--no-stream", default=True, help="Print the answer as it is written.")
+def ask_cmd(
+    question: str | None,
+    index_dir: Path | None,
+    as_json: bool,
+    batch: Path | None,
+    date_from: str | None,
+    date_to: str | None,
+    sources: tuple[str, ...],
+    languages: tuple[str, ...],
+    mode: str | None,
+    stream: bool,
+) -> None:
+    """Answer QUESTION from the indexed articles, every sentence with its sources."""
+    if (question is None) == (batch is None):
+        raise ConfigError("give either a QUESTION or --batch FILE (not both)")
+    from rag.answer.types import Answer, AnswerDelta
+    from rag.engine import Filters
+
+    filters = Filters(date_from=date_from, date_to=date_to, sources=sources, languages=languages)
+    with _engine(index_dir) as engine:
+        if batch is not None:
+            for item_id, q in _read_batch(batch, "question"):
+                _echo_json({"id": item_id, **engine.ask(q, filters, mode=mode).to_json()})
+            return
+        assert question is not None
+        if as_json:
+            _echo_json(engine.ask(question, filters, mode=mode).to_json())
+            return
+        answer = None
+        for event in engine.ask_stream(question, filters, mode=mode):
+            if isinstance(event, AnswerDelta) and stream:
+                click.echo(event.text, nl=False)
+            elif isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        if not stream:
+            click.echo(answer.text, nl=False)
+        click.echo()
+        _print_answer_details(answer)
+
+
+def _print_answer_details(answer: Any) -> None:
+    for s in answer.sentences:
+        if not s.supported:
+            click.secho(f"! not supported: {s.text}", fg="red", err=False)
+            for problem in s.problems:
+                click.echo(f"    - {problem}")
+    if answer.citations:
+        click.echo()
+    for c in answer.citations:
+        meta = " · ".join(x for x in (c.title, c.date, c.source) if x)
+        click.secho(f"[{c.n}] {meta}  (chars {c.start}-{c.end})", bold=True)
+        click.echo(f"    „{c.quote.strip()}“")
+    if not answer.answerable and answer.passages:
+        click.echo()
+        _print_hits(list(answer.passages))
+
+
 # ----------------------------------------------------------------------------- remove
 @main.command("remove")
 @index_option
@@ -359,33 +437,91 @@ def eval_cmd(
         click.echo(f"{name:<16}" + "".join(f"{scores[c]:>9.3f}" for c in cols))
 
 
+@main.command("eval-answers")
+@click.argument("squad_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--unanswerable",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Articles that do not answer these questions (e.g. seeds/): the questions are also asked "
+    "against an index of only these, where every answer should say the sources do not answer. "
+    "Repeatable.",
+)
+@click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the index of the paragraphs here (reused by later runs).",
+)
+@click.option("--mode", type=click.Choice(["quote", "generate"]), help="Answer mode.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_answers_cmd(
+    squad_file: Path,
+    unanswerable: tuple[Path, ...],
+    limit: int | None,
+    index_dir: Path | None,
+    mode: str | None,
+    as_json: bool,
+) -> None:
+    """Answer quality on a SQuAD-format file: gold answer contained, first citation gold,
+    and refusals on an index that cannot answer."""
+    from rag.evaluation import evaluate_answers
+    from rag.settings import load_settings
+
+    report = evaluate_answers(
+        load_settings(), squad_file, list(unanswerable), limit, index_dir, mode
+    )
+    if as_json:
+        _echo_json(report)
+        return
+    a = report["answerable_index"]
+    click.echo(f"{report['n_questions']} questions, mode {report['mode']}")
+    click.echo(f"answer contains the gold answer:   {a['contains_gold']:.3f}")
+    click.echo(f"first citation is the gold passage: {a['first_citation_gold']:.3f}")
+    click.echo(f"answerable:                         {a['answerable']:.3f}")
+    u = report.get("unanswerable_index")
+    if u:
+        click.echo(
+            f"against {u['documents']} unrelated articles, not answerable: {u['not_answerable']:.3f}"
+        )
+    click.echo(
+        f"evidence (threshold {report['answerable_threshold']}): answerable p05 "
+        f"{a['evidence_p05']}, p50 {a['evidence_p50']}"
+        + (f"; unanswerable p50 {u['evidence_p50']}, p95 {u['evidence_p95']}" if u else "")
+    )
+
+
 # ------------------------------------------------------------------------------ start
 @main.command("start")
 @click.argument("paths", nargs=-1)
 @index_option
-def start_cmd(paths: tuple[str, ...], index_dir: Path | None) -> None:
-    """Index PATHS (default: ./seeds), then search interactively (empty line or Ctrl-D ends)."""
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
+def start_cmd(paths: tuple[str, ...], index_dir: Path | None, host: str, port: int) -> None:
+    """Index PATHS (default: ./seeds), then serve the chat UI and the HTTP API."""
+    from rag.cli_serve import run
+    from ui.service import Service
+
     paths = paths or ("seeds",)
-    with _engine(index_dir) as engine:
+    with Service.open(index_dir) as service:
         click.echo("Preparing the embedding model and the index (first run builds the model)...")
-        report = engine.add(list(paths), on_progress=_progress())
+        report = service.add(list(paths), on_progress=_progress())
         click.echo(
-            f"{engine.path}: {report.added} added, {report.updated} updated, {report.unchanged} "
-            f"unchanged; {engine.info()['counts']['documents']} documents in the index."
+            f"{service.path}: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged; {service.info()['index']['counts']['documents']} "
+            "documents in the index."
         )
         for p in report.problems:
             click.echo(f"  failed: {p.source}: {p.message}", err=True)
-        click.echo("Ask a question (German or English); an empty line ends.")
-        while True:
-            try:
-                query = input("search> ").strip()
-            except (EOFError, KeyboardInterrupt):
-                click.echo()
-                break
-            if not query:
-                break
-            _print_hits(engine.search(query))
+        run(service, host=host, port=port, with_ui=True)
 
+
+from rag.cli_export import export_cmd  # noqa: E402
+from rag.cli_serve import serve_cmd  # noqa: E402
+
+main.add_command(export_cmd)
+main.add_command(serve_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

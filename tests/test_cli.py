@@ -377,19 +377,93 @@ def test_models_info_json():
 # --- start --------------------------------------------------------------------------------------
 
 
-def test_start_answers_one_question_then_ends_on_eof(index_dir, tmp_path, monkeypatch):
+def test_start_indexes_then_serves_the_app(index_dir, tmp_path, monkeypatch):
     path = copy_index(index_dir, tmp_path / "idx")
     monkeypatch.chdir(ROOT)  # `rag start seeds` as in the README: same sources, nothing re-embedded
+    served = {}
 
-    result = run(["start", "seeds", "--index", path], input=AID_QUESTION + "\n")
+    def fake_run(service, *, host, port, with_ui):  # instead of blocking in uvicorn
+        served.update(host=host, port=port, with_ui=with_ui)
+        served["answer"] = service.ask(AID_QUESTION)
+
+    monkeypatch.setattr("rag.cli_serve.run", fake_run)
+    result = run(["start", "seeds", "--index", path])
 
     assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "0 added, 0 updated, 5 unchanged; 5 documents in the index." in out
-    assert "search> " in out
-    assert "[1] " in out and "700 Millionen Dollar" in out
-    assert AID_SOURCE in out
+    assert "0 added, 0 updated, 5 unchanged; 5 documents in the index." in result.stdout
+    assert served["host"] == "127.0.0.1" and served["with_ui"] is True
+    answer = served["answer"]
+    assert answer.answerable and "700 Millionen Dollar" in answer.text
+    assert answer.citations[0].source == AID_SOURCE
     assert "Traceback" not in result.output
+
+
+# --- ask ----------------------------------------------------------------------------------------
+
+ANSWER_KEYS = {"question", "answer", "answerable", "mode", "sentences", "citations"}
+CITATION_KEYS = {"n", "chunk_id", "doc_id", "source", "title", "date", "quote", "start", "end"}
+
+
+def test_ask_json_has_the_documented_shape_and_exact_quotes(index_dir):
+    result = run(["ask", AID_QUESTION, "--index", index_dir, "--json"])
+
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert ANSWER_KEYS <= set(payload)
+    assert payload["answerable"] is True and payload["mode"] == "quote"
+    assert "700 Millionen Dollar" in payload["answer"]
+    assert payload["sentences"] and all(s["supported"] for s in payload["sentences"])
+    text = (ROOT / AID_SOURCE).read_text(encoding="utf-8")
+    for c in payload["citations"]:
+        assert CITATION_KEYS <= set(c)
+        # The quote is the exact span of the document body (after the ` date` header line).
+        assert c["quote"] in text and c["end"] - c["start"] == len(c["quote"])
+    assert payload["citations"][0]["source"] == AID_SOURCE
+    for s in payload["sentences"]:
+        assert s["citations"] and all(1 <= n <= len(payload["citations"]) for n in s["citations"])
+
+
+def test_ask_text_output_lists_the_sources(index_dir):
+    result = run(["ask", AID_QUESTION, "--index", index_dir])
+
+    assert result.exit_code == 0, result.output
+    assert "700 Millionen Dollar" in result.stdout
+    assert "[1] " in result.stdout and AID_SOURCE in result.stdout
+
+
+def test_ask_says_when_the_sources_do_not_answer(index_dir):
+    result = run(["ask", "Who won the Super Bowl 50?", "--index", index_dir, "--json"])
+
+    payload = json.loads(result.stdout)
+    assert payload["answerable"] is False and payload["citations"] == []
+    assert payload["answer"] == "The sources do not answer this question."
+    assert payload["passages"], "the nearest passages are still shown"
+
+
+def test_ask_batch_prints_one_answer_per_line_with_its_id(index_dir, tmp_path):
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text(
+        json.dumps({"id": "a", "question": AID_QUESTION})
+        + "\n"
+        + json.dumps({"id": 7, "question": "Wen trifft Wendy Sherman in Genf?"})
+        + "\n",
+        encoding="utf-8",
+    )
+    result = run(["ask", "--batch", batch, "--index", index_dir, "--json"])
+
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [x["id"] for x in lines] == ["a", 7]
+    assert all(ANSWER_KEYS <= set(x) for x in lines)
+    assert "Rjabkow" in lines[1]["answer"]
+
+
+def test_ask_refuses_generate_mode_without_a_model(index_dir, monkeypatch):
+    monkeypatch.delenv("RAG_GENERATION__BASE_URL", raising=False)
+    result = run(["ask", AID_QUESTION, "--index", index_dir, "--mode", "generate"])
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no language model is configured")
 
 
 # --- eval ---------------------------------------------------------------------------------------

@@ -312,10 +312,12 @@ class Answerer:
                 ev = ctx.evidence.get(h.row_id)
                 if ev is None:
                     continue
-                rows = [ev.vector[None, :]]
-                if ev.sentence_vectors is not None and len(ev.sentence_vectors):
-                    rows.append(ev.sentence_vectors)
-                similarity = max(similarity, float(np.max(np.vstack(rows) @ vector)))
+                # Sentence against sentences (calibrated that way); the passage vector only
+                # for an index stored without sentence vectors.
+                rows = ev.sentence_vectors
+                if rows is None or not len(rows):
+                    rows = ev.vector[None, :]
+                similarity = max(similarity, float(np.max(rows @ vector)))
             if similarity < self.settings.support_threshold:
                 problems.append(
                     f"not close in meaning to {label} (similarity {similarity:.2f} < "

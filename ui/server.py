@@ -1,0 +1,390 @@
+"""The HTTP API (FastAPI, under `/api/`) and, at `/`, the Gradio UI, both over one `Service`.
+
+Interactive documentation is at `/docs`, the schema at `/openapi.json`.
+
+Errors are JSON: `{"error": {"type": "<error class>", "message": "<what was wrong and what to
+do>"}}` with 400 for bad input, 404 for an unknown document, 409 while the index is empty, 413
+for an upload over the limits, 415 for a file type that cannot be indexed, 422 for a request
+that does not match its schema (`error.details` lists each problem), 502 when the language model
+backend fails, 503 while another process writes the index (with `Retry-After`), 500 otherwise
+(the traceback goes to the server log, never to the client).
+
+`POST /api/ask/stream` answers with Server-Sent Events (`text/event-stream`), each one
+`event: <name>\\ndata: <JSON>\\n\\n`:
+
+- `delta`:  `{"text": "..."}`: the next piece of the answer text, in order;
+- `answer`: the finished answer, exactly as `POST /api/ask` returns it; always the last event
+  of a stream that worked;
+- `error`:  `{"error": {"type", "message"}}` when answering fails after the stream began
+  (failures before it, such as an empty question, are ordinary error responses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Generator
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from index.errors import (
+    ConfigError,
+    GeneratorError,
+    IndexLockedError,
+    IndexNotFoundError,
+    IngestError,
+    RagError,
+)
+from rag.answer.types import Answer, AnswerDelta, Turn
+from rag.engine import Filters
+from ui.service import (
+    DocumentNotFoundError,
+    MiB,
+    Service,
+    UnsupportedUploadError,
+    UploadTooLargeError,
+)
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+UPLOAD_PATH = "/api/documents"
+MAX_JSON_BYTES = 16 * MiB
+"""Largest JSON request body (an export of many answers with their passages is the biggest)."""
+
+# The status of each project error; an error takes that of its nearest listed class.
+_STATUS: dict[type[BaseException], int] = {
+    DocumentNotFoundError: 404,
+    IndexNotFoundError: 409,
+    UploadTooLargeError: 413,
+    UnsupportedUploadError: 415,
+    IndexLockedError: 503,
+    GeneratorError: 502,
+    IngestError: 400,
+    ConfigError: 400,
+    RagError: 500,
+}
+
+
+# --------------------------------------------------------------------------------- requests
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+DateBound = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+        description="ISO date, partial allowed: 2022, 2022-06, 2022-06-01.",
+        examples=["2022-06"],
+    ),
+]
+
+
+class FiltersIn(_Request):
+    """Restrict to documents by date, source or language (every given filter must match)."""
+
+    date_from: DateBound | None = Field(None, description="Dated on or after (partial allowed).")
+    date_to: DateBound | None = Field(None, description="Dated on or before (partial allowed).")
+    sources: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=200, description="Only these sources (exact match)."
+    )
+    languages: list[Annotated[str, Field(min_length=2, max_length=12)]] = Field(
+        default_factory=list, max_length=20, description="Only these languages (e.g. de, en)."
+    )
+
+    def to_filters(self) -> Filters:
+        return Filters(
+            date_from=self.date_from,
+            date_to=self.date_to,
+            sources=tuple(self.sources),
+            languages=tuple(self.languages),
+        )
+
+
+class SearchIn(_Request):
+    query: str = Field(min_length=1, max_length=2000, examples=["Was sagte Stoltenberg?"])
+    k: int | None = Field(None, ge=1, le=1000, description="Hits to return (default: settings).")
+    filters: FiltersIn | None = None
+    mode: Literal["dense", "keyword", "hybrid"] | None = Field(
+        None, description="Retrieval mode (default: the settings', hybrid)."
+    )
+    rerank: bool | None = Field(None, description="Second-stage reranking (default: settings).")
+
+
+class TurnIn(_Request):
+    question: str = Field(max_length=4000)
+    answer: str = Field("", max_length=20000)
+
+
+class _Conversation(_Request):
+    filters: FiltersIn | None = None
+    history: list[TurnIn] = Field(
+        default_factory=list, max_length=50, description="Earlier turns, oldest first."
+    )
+    mode: str | None = Field(
+        None, max_length=40, description="Answer mode (see GET /api/info: answer_modes)."
+    )
+
+    def turns(self) -> list[Turn]:
+        return [Turn(t.question, t.answer) for t in self.history]
+
+
+class AskIn(_Conversation):
+    question: str = Field(min_length=1, max_length=4000, examples=["Was sagte Stoltenberg?"])
+
+
+class ExportIn(_Conversation):
+    """Either `answers` (as `POST /api/ask` returned them) or a `question` to answer first."""
+
+    format: str = Field(
+        min_length=1, max_length=20, description="markdown, json, pdf, bibtex or csl."
+    )
+    answers: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=200)
+    question: str | None = Field(None, min_length=1, max_length=4000)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExportIn:
+        if (self.answers is None) == (self.question is None):
+            raise ValueError("give either 'answers' (a list of answers) or a 'question'")
+        return self
+
+
+def _filters(filters: FiltersIn | None) -> Filters | None:
+    return filters.to_filters() if filters is not None else None
+
+
+# ------------------------------------------------------------------------------------ app
+def create_app(service: Service, *, with_ui: bool = True) -> FastAPI:
+    """The FastAPI app: the API under `/api/`, the Gradio UI at `/` (unless `with_ui=False`,
+    or while `ui.app` does not exist: then `/` leads to the API docs)."""
+    app = FastAPI(
+        title="newsrag",
+        version=API_VERSION,
+        summary="Question answering over news archives, with citations. Runs offline.",
+        description=__doc__,
+    )
+    _add_error_handlers(app)
+    app.add_middleware(_BodyLimit, upload_limit=service.max_total_bytes)
+    _add_routes(app, service)
+    blocks = _build_ui(service) if with_ui else None
+    if blocks is None:
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+        return app
+    import gradio as gr
+
+    return gr.mount_gradio_app(app, blocks, path="/")
+
+
+def _build_ui(service: Service) -> Any:
+    try:
+        from ui.app import build_ui
+    except ModuleNotFoundError as exc:
+        if exc.name != "ui.app":
+            raise
+        log.warning("ui.app is not there yet: serving the API only")
+        return None
+    return build_ui(service)
+
+
+def _add_routes(app: FastAPI, service: Service) -> None:
+    @app.get("/api/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness: answers at once, without waiting for a running search or answer."""
+        return {"status": "ok"}
+
+    @app.get("/api/info", tags=["service"])
+    def info() -> dict[str, Any]:
+        """The index (counts, embedder, chunking, size), answer modes and upload limits."""
+        return service.info()
+
+    @app.post("/api/search", tags=["search"])
+    def search(body: SearchIn) -> dict[str, Any]:
+        """The passages that best match `query`; the same JSON as `rag search --json`:
+        `{"query", "stages", "hits": [{"rank", "score", "chunk_id", "doc_id", "source",
+        "title", "date", "text", "start", "end", "duplicates"}]}`."""
+        filters = _filters(body.filters)
+        stages = service.stages(body.mode, body.rerank)
+        hits = service.search(body.query, body.k, filters, body.mode, body.rerank)
+        return {"query": body.query, "stages": stages, "hits": [h.to_json() for h in hits]}
+
+    @app.post("/api/ask", tags=["answer"])
+    def ask(body: AskIn) -> dict[str, Any]:
+        """An answer with citations: `Answer.to_json()` (see `rag.answer.types`)."""
+        filters = _filters(body.filters)
+        return service.ask(body.question, filters, body.turns(), body.mode).to_json()
+
+    @app.post(
+        "/api/ask/stream",
+        tags=["answer"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    def ask_stream(body: AskIn) -> StreamingResponse:
+        """The answer as Server-Sent Events: `delta` events (`{"text"}`), then one `answer`
+        event (as `POST /api/ask`), or an `error` event if it fails midway."""
+        filters = _filters(body.filters)
+        stream = service.ask_stream(body.question, filters, body.turns(), body.mode)
+        first = next(stream, None)  # bad input fails here, as an ordinary error response
+        if first is None:
+            raise RagError("the answer stream ended without an answer")
+        return StreamingResponse(
+            _sse(first, stream),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/documents", tags=["documents"])
+    def documents() -> dict[str, Any]:
+        """Every document: `{"documents": [{"doc_id", "source", "title", "date", "language",
+        "n_chunks"}]}`."""
+        return {"documents": service.documents()}
+
+    @app.post("/api/documents", tags=["documents"])
+    async def upload(
+        files: Annotated[list[UploadFile], File(description="One or more files to index.")],
+    ) -> dict[str, Any]:
+        """Index uploaded files (.txt .md .html .pdf .jsonl); returns the add report:
+        `{"files", "documents", "added", "updated", "unchanged", "chunks", "seconds",
+        "problems": [{"source", "line", "message"}]}`. A document's `source` is its file name;
+        uploading a file of the same name again replaces it."""
+        items = [(f.filename or "upload", await _read_limited(f, service)) for f in files]
+        report = await run_in_threadpool(service.upload, items)
+        return report.to_json()
+
+    @app.delete("/api/documents/{doc_id}", tags=["documents"])
+    def remove(doc_id: str) -> dict[str, Any]:
+        """Remove one document; 404 when no document has this id."""
+        result = service.remove_document(doc_id)
+        return {"removed": result.removed, "chunks_removed": result.chunks_removed}
+
+    @app.post("/api/export", tags=["answer"])
+    def export(body: ExportIn) -> Response:
+        """Answers as a file to download (`format`: see the export module), from `answers` as
+        `POST /api/ask` returned them, or from a `question` answered first."""
+        if body.question is not None:
+            filters = _filters(body.filters)
+            answers = [service.ask(body.question, filters, body.turns(), body.mode)]
+        else:
+            answers = body.answers or []
+        exported = service.export(answers, body.format)
+        return Response(
+            content=exported.data,
+            media_type=exported.media_type,
+            headers={"Content-Disposition": _attachment(exported.filename)},
+        )
+
+
+async def _read_limited(upload: UploadFile, service: Service) -> bytes:
+    """The file's bytes, reading at most one byte over the limit (the service names the error)."""
+    return await upload.read(service.max_upload_bytes + 1)
+
+
+def _sse(
+    first: AnswerDelta | Answer, rest: Generator[AnswerDelta | Answer, None, None]
+) -> Generator[str, None, None]:
+    try:
+        yield _event(first)
+        for item in rest:
+            yield _event(item)
+    except Exception as exc:
+        log.warning("streamed answer failed: %s", exc, exc_info=not isinstance(exc, RagError))
+        yield _sse_line("error", _error_body(exc))
+    finally:
+        rest.close()  # stops the worker early when the client went away
+
+
+def _event(item: AnswerDelta | Answer) -> str:
+    if isinstance(item, AnswerDelta):
+        return _sse_line("delta", {"text": item.text})
+    return _sse_line("answer", item.to_json())
+
+
+def _sse_line(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _attachment(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+# ---------------------------------------------------------------------------------- errors
+def _status(exc: BaseException) -> int:
+    return next((_STATUS[c] for c in type(exc).__mro__ if c in _STATUS), 500)
+
+
+def _error_body(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, RagError):
+        return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+    return {"error": {"type": "InternalError", "message": "internal error; see the server log"}}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        status = _status(exc)
+        log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", request.url.path, exc)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return JSONResponse(_error_body(exc), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        body = {"error": {"type": "ValidationError", "message": message, "details": details}}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {"error": {"type": "HTTPError", "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # The ASGI server logs the traceback (Starlette re-raises after this response).
+        return JSONResponse(_error_body(exc), status_code=500)
+
+
+class _BodyLimit:
+    """Refuses an API request whose declared body size is over its limit before reading it:
+    uploads up to the service's total upload limit, JSON requests up to `MAX_JSON_BYTES`."""
+
+    def __init__(self, app: ASGIApp, upload_limit: int) -> None:
+        self.app = app
+        # Multipart framing adds a little per file on top of the files themselves.
+        self.upload_limit = upload_limit + MiB
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        limit = self.upload_limit if path == UPLOAD_PATH else MAX_JSON_BYTES
+        if length.isdigit() and int(length) > limit:
+            what = "upload" if path == UPLOAD_PATH else "request"
+            body = {
+                "error": {
+                    "type": "UploadTooLargeError" if path == UPLOAD_PATH else "RequestTooLarge",
+                    "message": f"the {what} is {int(length):,} bytes, over the limit of "
+                    f"{limit:,} bytes; send less at a time",
+                }
+            }
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
