@@ -77,6 +77,10 @@ class OpenAICompatibleGenerator:
             timeout=timeout,
             max_retries=1,
             streaming=True,
+            # ChatOpenAI sends only `max_completion_tokens`, which llama-cpp-python's server
+            # ignores (it then writes until the context is full); local servers all know the
+            # older `max_tokens`. Not to OpenAI itself: its reasoning models refuse it.
+            extra_body=None if "api.openai.com" in base_url else {"max_tokens": max_tokens},
         )
 
     def stream(self, messages: Messages) -> Iterator[str]:

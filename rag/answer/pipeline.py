@@ -160,7 +160,10 @@ class Answerer:
             hit = ctx.hits[s.hit]
             citations.append(_citation(n, hit, s.start, s.end))
             date = hit.date or prompts.UNDATED[ctx.language]
-            line = f"„{s.text.strip()}“ [{n}] ({date})"
+            quoted = s.text.strip()
+            if not quoted.startswith(("„", '"', "“", "»", "«", "'")):
+                quoted = f"„{quoted}“"
+            line = f"{quoted} [{n}] ({date})"
             lines.append(line)
             yield AnswerDelta("\n" + line)
             sentences.append(self._check(s.text.strip(), (n,), (), [hit], ctx, None))

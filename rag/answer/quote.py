@@ -32,6 +32,10 @@ class QuoteWeights:
     """Penalty per retrieval rank of the passage (trust the retriever's order a little)."""
     second_margin: float = 0.04
     """A further sentence joins the answer when it scores within this margin of the best."""
+    restatement: float = 0.15
+    """Penalty for a sentence that only restates the question (a headline that repeats it):
+    fewer than `min_novelty` of its terms are new."""
+    min_novelty: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,13 @@ def score_sentences(
                 continue
             s_terms = set(analyzer.document_terms(text, hit.language))
             coverage = len(q_terms & s_terms) / len(q_terms) if q_terms else 0.0
+            novelty = len(s_terms - q_terms) / len(s_terms) if s_terms else 0.0
             score = (
                 float(cos)
                 + weights.keyword * coverage
                 + weights.passage * passage_cos
                 - weights.rank_decay * i
+                - (weights.restatement if novelty < weights.min_novelty else 0.0)
             )
             out.append(ScoredSentence(i, start, end, text, score, float(cos), coverage))
     out.sort(key=lambda s: (-s.score, s.hit, s.start))

@@ -15,6 +15,7 @@ where every noun is capitalized, those that are rare in German or common in Engl
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -99,6 +100,23 @@ def _is_name(word: str, language: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    import stopwordsiso
+
+    return frozenset(fold(w) for w in stopwordsiso.stopwords(["de", "en"]))
+
+
+def _rare_first_word(word: str, language: str) -> bool:
+    """A sentence's first word is taken for a name only when it is rare as an ordinary word
+    (in English; in German the name rule below decides)."""
+    if language == "de":
+        return True
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word.lower(), "en") < 4.0
+
+
 def facts(text: str, language: str) -> Facts:
     """Numbers, months and names of one sentence."""
     numbers = {normalize_number(m.group()) for m in _NUMBER.finditer(text)}
@@ -116,7 +134,9 @@ def facts(text: str, language: str) -> Facts:
                 months.add(month)
             continue
         first = i == 0 or text[: m.start()].rstrip().endswith((".", "!", "?", ":", "„", '"'))
-        if not first and _is_name(word, language):
+        if first and (low in _stopwords() or not _rare_first_word(word, language)):
+            continue  # capitalized only because it starts the sentence
+        if _is_name(word, language):
             names.add(word)
     return Facts(frozenset(numbers), frozenset(months), frozenset(names))
 
