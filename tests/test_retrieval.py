@@ -215,3 +215,21 @@ def test_sentence_evidence_reranker_prefers_the_best_sentence_and_optional_keywo
     assert [c.row_id for c in SentenceEvidenceReranker().rerank("", q, cands, evidence, {})] == [2, 1]
     strong_keyword = SentenceEvidenceReranker(keyword_weight=1.0)
     assert [c.row_id for c in strong_keyword.rerank("", q, cands, evidence, {})] == [1, 2]
+
+
+def test_langchain_retriever_returns_passages_with_citation_metadata(tmp_path, settings, embedder):
+    from rag.engine import Engine, Filters
+    from rag.retrieval.langchain import EngineRetriever
+
+    with Engine.open(tmp_path / "idx", settings, embedder=embedder) as engine:
+        engine.add([Path(__file__).resolve().parents[1] / "seeds"])
+        retriever = EngineRetriever(engine=engine, k=3)
+        docs = retriever.invoke("Wen trifft Wendy Sherman in Genf?")
+        dated = EngineRetriever(engine=engine, k=3, filters=Filters(date_from="2023"))
+        later = dated.invoke("Was sagte Stoltenberg?")
+
+    assert len(docs) == 3 and "Rjabkow" in docs[0].page_content
+    meta = docs[0].metadata
+    assert {"chunk_id", "doc_id", "source", "title", "date", "start", "end", "score"} <= set(meta)
+    assert meta["end"] - meta["start"] == len(docs[0].page_content)
+    assert later and all(d.metadata["date"] >= "2023" for d in later)
