@@ -1,0 +1,423 @@
+"""The Gradio chat UI: questions with streamed, cited answers, filters, uploads and exports.
+
+A thin layer over `ui.service.Service`: it turns clicks into service calls and results into
+HTML (`ui.render`, which escapes everything from documents). No retrieval logic lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from index.errors import RagError
+from rag.answer.types import Answer, AnswerDelta, Turn
+from rag.engine import Filters
+from rag.ingest import SUPPORTED_SUFFIXES
+from ui import render
+
+if TYPE_CHECKING:
+    from ui.service import Service
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES)
+EXPORT_FORMATS = [
+    ("Markdown", "markdown"),
+    ("JSON", "json"),
+    ("PDF", "pdf"),
+    ("BibTeX", "bibtex"),
+    ("CSL JSON", "csl"),
+]
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_STAGES = {"read": "Reading files", "embed": "Embedding passages"}
+_DOC_COLUMNS = ["Title", "Date", "Source", "Lang", "Passages", "Id"]
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One question in the chat and what came of it: an answer or an error message."""
+
+    question: str
+    answer: Answer | None = None
+    error: str | None = None
+
+
+def build_ui(service: Service) -> gr.Blocks:
+    """The chat UI over `service`, to mount with `gr.mount_gradio_app` (its CSS is inline)."""
+    modes = _answer_modes(service)
+    with gr.Blocks(title="newsrag", fill_width=True) as demo:
+        turns = gr.State([])
+        selected = gr.State(None)
+        header = gr.HTML(_header({}), js_on_load=None, elem_id="nr-header")
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=420):
+                    chat = gr.Chatbot(
+                        label="Conversation",
+                        elem_id="nr-chat",
+                        height="62vh",
+                        latex_delimiters=[],
+                        feedback_options=None,
+                        buttons=[],
+                        placeholder="Ask a question about the archive, in German or English. "
+                        "Follow-up questions build on the earlier ones; the bin icon starts a "
+                        "new conversation.",
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            show_label=False,
+                            placeholder="e.g. Welche Waffen lieferten die USA an die Ukraine?",
+                            elem_id="nr-question",
+                            scale=5,
+                            lines=1,
+                            max_lines=4,
+                            autofocus=True,
+                        )
+                        ask_btn = gr.Button(
+                            "Ask", variant="primary", scale=1, min_width=80, elem_id="nr-ask"
+                        )
+                    with gr.Accordion("Filters", open=False, elem_id="nr-filters"):
+                        with gr.Row():
+                            date_from = gr.Textbox(
+                                label="From date",
+                                placeholder="2022 or 2022-06 or 2022-06-01",
+                                elem_id="nr-date-from",
+                            )
+                            date_to = gr.Textbox(
+                                label="To date",
+                                placeholder="2023-06",
+                                elem_id="nr-date-to",
+                            )
+                        source_filter = gr.Dropdown(
+                            label="Sources (none selected: all)",
+                            choices=[],
+                            multiselect=True,
+                            elem_id="nr-source-filter",
+                        )
+                        mode = gr.Dropdown(
+                            label="Answer mode",
+                            choices=modes,
+                            value=modes[0] if modes else None,
+                            visible=len(modes) > 1,
+                            elem_id="nr-mode",
+                        )
+                    with gr.Row(equal_height=False, elem_id="nr-export-row"):
+                        export_fmt = gr.Dropdown(
+                            label="Export format",
+                            choices=EXPORT_FORMATS,
+                            value="markdown",
+                            elem_id="nr-export-format",
+                            scale=2,
+                            min_width=140,
+                        )
+                        export_scope = gr.Radio(
+                            label="Export what",
+                            choices=[
+                                ("Shown answer", "answer"),
+                                ("Whole conversation", "conversation"),
+                            ],
+                            value="answer",
+                            elem_id="nr-export-scope",
+                            scale=3,
+                        )
+                        export_btn = gr.Button(
+                            "Export", elem_id="nr-export", scale=1, min_width=90, size="md"
+                        )
+                    export_file = gr.File(
+                        label="Download",
+                        interactive=False,
+                        visible=False,
+                        elem_id="nr-download",
+                    )
+                with gr.Column(scale=2, min_width=360):
+                    sources = gr.HTML(
+                        render.sources(None), js_on_load=None, elem_id="nr-source-panel"
+                    )
+            with gr.Tab("Documents", id="documents"), gr.Row():
+                with gr.Column(scale=2, min_width=320):
+                    files = gr.File(
+                        label="Add documents (txt, md, html, pdf, jsonl)",
+                        file_count="multiple",
+                        file_types=UPLOAD_TYPES,
+                        elem_id="nr-upload",
+                    )
+                    add_btn = gr.Button("Add to index", variant="primary", elem_id="nr-add")
+                    upload_status = gr.HTML(
+                        "", js_on_load=None, min_height=90, elem_id="nr-upload-status"
+                    )
+                with gr.Column(scale=3, min_width=420):
+                    docs = gr.Dataframe(
+                        headers=_DOC_COLUMNS,
+                        datatype="str",
+                        interactive=False,
+                        wrap=True,
+                        max_height=480,
+                        column_widths=["31%", "11%", "27%", "7%", "11%", "13%"],
+                        show_search="search",
+                        label="Indexed documents (click a row to select it for removal)",
+                        elem_id="nr-documents",
+                    )
+                    with gr.Row(equal_height=False):
+                        to_remove = gr.Dropdown(
+                            label="Documents to remove",
+                            choices=[],
+                            multiselect=True,
+                            scale=4,
+                            elem_id="nr-remove-pick",
+                        )
+                        remove_btn = gr.Button(
+                            "Remove", variant="stop", scale=1, elem_id="nr-remove"
+                        )
+
+        ui = _Handlers(service)
+        library = [header, docs, source_filter, to_remove]
+        demo.load(ui.refresh, outputs=library)
+        gr.on(
+            [question.submit, ask_btn.click],
+            ui.ask,
+            inputs=[question, turns, date_from, date_to, source_filter, mode],
+            outputs=[chat, sources, turns, selected, question],
+            show_progress="hidden",  # the chat shows the answer streaming in instead
+        )
+        chat.select(ui.show, inputs=[turns], outputs=[sources, selected])
+        chat.clear(ui.clear, outputs=[sources, turns, selected, export_file], queue=False)
+        export_btn.click(
+            ui.export, inputs=[export_fmt, export_scope, turns, selected], outputs=[export_file]
+        )
+        add_btn.click(
+            ui.add,
+            inputs=[files],
+            outputs=[upload_status, files, *library],
+            show_progress_on=[upload_status],
+        )
+        docs.select(ui.pick, inputs=[to_remove], outputs=[to_remove])
+        remove_btn.click(
+            ui.remove,
+            inputs=[to_remove],
+            outputs=[upload_status, *library],
+            show_progress_on=[upload_status],
+        )
+    return demo
+
+
+class _Handlers:
+    """The event handlers, each a thin call into the service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    # ------------------------------------------------------------------------- chat
+    def ask(
+        self,
+        text: str,
+        turns: list[ChatTurn],
+        date_from: str,
+        date_to: str,
+        sources: list[str] | None,
+        mode: str | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stream an answer into the chat; the sources panel fills in when it is complete."""
+        text = (text or "").strip()
+        if not text:
+            raise gr.Error("Type a question first.")
+        filters = _filters(date_from, date_to, sources)
+        history = [Turn(t.question, t.answer.text) for t in turns if t.answer is not None]
+        shown = _messages(turns)
+        searching = render.panel("Sources", '<p class="nr-empty">Searching…</p>')
+        yield shown + _pair(text, render.streaming("")), searching, turns, None, ""
+        streamed = ""
+        final: Answer | None = None
+        try:
+            for item in self.service.ask_stream(text, filters=filters, history=history, mode=mode):
+                if isinstance(item, AnswerDelta):
+                    streamed += item.text
+                    yield (
+                        shown + _pair(text, render.streaming(streamed)),
+                        searching,
+                        turns,
+                        None,
+                        "",
+                    )
+                elif isinstance(item, Answer):
+                    final = item
+        except RagError as exc:
+            turns = [*turns, ChatTurn(text, error=str(exc))]
+            yield _messages(turns), render.sources(None), turns, None, ""
+            return
+        if final is None:
+            turns = [*turns, ChatTurn(text, error="The answer stream ended without an answer.")]
+            yield _messages(turns), render.sources(None), turns, None, ""
+            return
+        turns = [*turns, ChatTurn(text, final)]
+        yield _messages(turns), render.sources(final), turns, len(turns) - 1, ""
+
+    def show(self, turns: list[ChatTurn], evt: gr.SelectData) -> tuple[str, int | None]:
+        """Clicking a message shows the sources of its turn."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        turn = int(index) // 2 if index is not None else -1
+        if not 0 <= turn < len(turns) or turns[turn].answer is None:
+            return gr.skip(), gr.skip()
+        return render.sources(turns[turn].answer), turn
+
+    def clear(self) -> tuple[Any, ...]:
+        """The chat's own clear button was pressed: start a new conversation."""
+        return render.sources(None), [], None, gr.File(value=None, visible=False)
+
+    def export(self, fmt: str, scope: str, turns: list[ChatTurn], selected: int | None) -> gr.File:
+        answers = [t.answer for t in turns if t.answer is not None]
+        if not answers:
+            raise gr.Error("There is no answer to export yet: ask a question first.")
+        if scope == "answer":
+            pick = (
+                turns[selected].answer if selected is not None and selected < len(turns) else None
+            )
+            answers = [pick or answers[-1]]
+        try:
+            result = self.service.export(answers, fmt)
+        except RagError as exc:
+            raise gr.Error(str(exc)) from exc
+        folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
+        path = folder / Path(result.filename).name
+        path.write_bytes(result.data)
+        return gr.File(value=str(path), visible=True)
+
+    # -------------------------------------------------------------------- documents
+    def refresh(self) -> tuple[Any, ...]:
+        """Header counts, the document table and every list of documents, read anew."""
+        try:
+            info, documents = self.service.info(), self.service.documents()
+        except RagError as exc:
+            log.info("no index to show yet: %s", exc)
+            info, documents = {}, []
+        rows = [
+            [
+                d.get("title") or "",
+                d.get("date") or "",
+                d.get("source") or "",
+                d.get("language") or "",
+                str(d.get("n_chunks", "")),
+                d.get("doc_id") or "",
+            ]
+            for d in documents
+        ]
+        sources = sorted({d["source"] for d in documents if d.get("source")})
+        choices = [(_doc_label(d), d["doc_id"]) for d in documents]
+        return (
+            _header(info),
+            gr.Dataframe(value=rows or [[""] * len(_DOC_COLUMNS)], headers=_DOC_COLUMNS),
+            gr.Dropdown(choices=sources),
+            gr.Dropdown(choices=choices, value=[]),
+        )
+
+    def add(
+        self,
+        paths: list[str] | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio asks for a tracker
+    ) -> tuple:
+        if not paths:
+            raise gr.Error("Choose one or more files first (txt, md, html, pdf, jsonl).")
+        uploads = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            progress((done, total), desc=_STAGES.get(stage, stage))
+
+        progress(0, desc=_STAGES["read"])
+        try:
+            report = self.service.upload(uploads, on_progress=on_progress).to_json()
+        except RagError as exc:
+            return (render.status([str(exc)], "error"), gr.skip(), *self.refresh())
+        lines = [
+            (
+                f"Added {report['added']}, updated {report['updated']}, unchanged "
+                f"{report['unchanged']} documents ({report['chunks']} new passages)."
+            )
+        ]
+        lines += [_problem_line(p) for p in report.get("problems", [])]
+        kind = "error" if report.get("problems") else "ok"
+        return (render.status(lines, kind), None, *self.refresh())
+
+    def pick(self, chosen: list[str] | None, evt: gr.SelectData) -> Any:
+        """Clicking a table row adds its document to the removal list."""
+        row = evt.row_value or []
+        doc_id = row[-1] if row else None
+        if not doc_id:
+            return gr.skip()
+        return gr.Dropdown(value=sorted({*(chosen or []), doc_id}))
+
+    def remove(self, doc_ids: list[str] | None) -> tuple:
+        if not doc_ids:
+            raise gr.Error("Pick the documents to remove first (or click their rows).")
+        try:
+            self.service.remove(doc_ids=list(doc_ids))
+        except RagError as exc:
+            return (render.status([str(exc)], "error"), *self.refresh())
+        return (render.status([f"Removed {len(doc_ids)} document(s)."]), *self.refresh())
+
+
+def _filters(date_from: str, date_to: str, sources: list[str] | None) -> Filters | None:
+    """Filters from the form; a malformed date is a message naming the accepted forms."""
+    dates = []
+    for label, value in (("From date", date_from), ("To date", date_to)):
+        value = (value or "").strip()
+        if value and not _DATE.match(value):
+            raise gr.Error(f"{label} {value!r} is not a date; use 2022, 2022-06 or 2022-06-01.")
+        dates.append(value or None)
+    filters = Filters(date_from=dates[0], date_to=dates[1], sources=tuple(sources or ()))
+    return filters if filters.active() else None
+
+
+def _pair(question: str, answer_html: str) -> list[dict[str, str]]:
+    return [
+        {"role": "user", "content": render.question(question)},
+        {"role": "assistant", "content": answer_html},
+    ]
+
+
+def _messages(turns: list[ChatTurn]) -> list[dict[str, str]]:
+    """Two messages per turn, always: `show` maps a message index back to its turn."""
+    messages: list[dict[str, str]] = []
+    for t in turns:
+        body = render.answer(t.answer) if t.answer is not None else render.error(t.error or "")
+        messages += _pair(t.question, body)
+    return messages
+
+
+def _answer_modes(service: Service) -> list[str]:
+    try:
+        return list(service.answer_modes())
+    except RagError as exc:
+        log.warning("could not list the answer modes: %s", exc)
+        return []
+
+
+def _header(info: dict[str, Any]) -> str:
+    counts = (info.get("index") or {}).get("counts") or {}
+    if counts.get("documents"):
+        summary = f"{counts.get('documents', 0)} documents · {counts.get('chunks', 0)} passages"
+    else:
+        summary = "No documents yet: add some under Documents."
+    return (
+        f"<style>{render.CSS}</style>"
+        '<div class="nr-header"><h1>newsrag</h1>'
+        f'<span class="nr-info">{render.esc(summary)}</span></div>'
+    )
+
+
+def _doc_label(d: dict[str, Any]) -> str:
+    title = d.get("title") or d.get("source") or d["doc_id"]
+    date = f" ({d['date']})" if d.get("date") else ""
+    return f"{title}{date}"
+
+
+def _problem_line(p: dict[str, Any]) -> str:
+    where = p.get("source") or "?"
+    if p.get("line"):
+        where += f":{p['line']}"
+    return f"Problem: {where}: {p.get('message', '')}"

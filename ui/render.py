@@ -1,0 +1,249 @@
+"""HTML for the chat UI: answers, sources and passages. Every string from a document, a
+question or an answer goes through `html.escape` here, and nowhere else builds HTML from them.
+
+The output is single-line HTML: the chat renders messages as Markdown, and a blank line would
+end the raw-HTML block and let Markdown loose on article text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from html import escape
+
+from rag.answer.types import Answer, Citation
+from rag.types import Hit
+
+_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
+_CONTEXT = 600
+"""Characters of passage shown on each side of a quote (a passage is a few sentences)."""
+
+NOT_ANSWERABLE = {
+    "de": "Die Quellen beantworten diese Frage nicht.",
+    "en": "The sources do not answer this question.",
+}
+NEAREST = {
+    "de": "Die nächstliegenden Passagen stehen neben dem Chat.",
+    "en": "The nearest passages are listed beside the chat.",
+}
+
+
+def esc(text: object) -> str:
+    """Escaped text with line breaks kept as `<br>` (so no raw newline reaches Markdown)."""
+    escaped = escape("" if text is None else str(text), quote=True)
+    return escaped.replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def question(text: str) -> str:
+    return f'<div class="nr-question">{esc(text)}</div>'
+
+
+def streaming(text: str) -> str:
+    """The answer while it streams: plain text, no citations yet."""
+    body = esc(text) if text else '<span class="nr-wait">Searching the sources…</span>'
+    return f'<div class="nr-answer nr-streaming">{body}</div>'
+
+
+def error(message: str) -> str:
+    return f'<div class="nr-answer nr-error" role="alert">{esc(message)}</div>'
+
+
+def answer(ans: Answer) -> str:
+    """The answer as chat HTML: its text with `[n]` markers drawn as citation numbers, each
+    checked sentence wrapped, unsupported ones marked (their problems on hover and below)."""
+    if not ans.answerable:
+        note = ans.text or NOT_ANSWERABLE.get(ans.language, NOT_ANSWERABLE["en"])
+        near = NEAREST.get(ans.language, NEAREST["en"]) if ans.passages else ""
+        hint = f'<span class="nr-hint">{esc(near)}</span>' if near else ""
+        return f'<div class="nr-answer nr-final nr-unanswerable">{esc(note)}{hint}</div>'
+    problems = [s for s in ans.sentences if not s.supported]
+    notes = "".join(
+        f"<li><q>{esc(_MARKERS.sub('', s.text).strip())}</q>: "
+        f"{esc('; '.join(s.problems) or 'not supported')}</li>"
+        for s in problems
+    )
+    warning = (
+        f'<div class="nr-problems"><b>Not supported by the sources:</b><ul>{notes}</ul></div>'
+        if problems
+        else ""
+    )
+    return f'<div class="nr-answer nr-final">{_answer_text(ans)}{warning}{_provenance(ans)}</div>'
+
+
+def _provenance(ans: Answer) -> str:
+    """How the answer came about: the rewritten follow-up question, the model that wrote it."""
+    bits = []
+    if ans.standalone_question:
+        bits.append(f"Searched for: {ans.standalone_question}")
+    if ans.model:
+        bits.append(f"Written by {ans.model}: check it against the sources.")
+    return f'<div class="nr-provenance">{esc(" · ".join(bits))}</div>' if bits else ""
+
+
+def _answer_text(ans: Answer) -> str:
+    """`ans.text` with each sentence found in it (in order) wrapped in its span."""
+    text, pos, out = ans.text, 0, []
+    for s in ans.sentences:
+        at = text.find(s.text, pos) if s.text else -1
+        if at < 0:
+            continue
+        out.append(_with_cites(text[pos:at], ans))
+        inner = _with_cites(text[at : at + len(s.text)], ans)
+        if s.supported:
+            out.append(f'<span class="nr-sentence">{inner}</span>')
+        else:
+            why = "Not supported: " + ("; ".join(s.problems) or "no source says this")
+            out.append(
+                f'<span class="nr-sentence nr-unsupported" title="{esc(why)}">{inner}</span>'
+            )
+        pos = at + len(s.text)
+    out.append(_with_cites(text[pos:], ans))
+    return "".join(out)
+
+
+def _with_cites(text: str, ans: Answer) -> str:
+    """Escaped text whose `[n]` / `[n, m]` markers become citation numbers."""
+    parts, last = [], 0
+    for m in _MARKERS.finditer(text):
+        parts.append(esc(text[last : m.start()]))
+        numbers = [int(n) for n in re.findall(r"\d+", m.group(0))]
+        parts.append("".join(_cite_mark(n, ans.citation(n)) for n in numbers))
+        last = m.end()
+    parts.append(esc(text[last:]))
+    return "".join(parts)
+
+
+def _cite_mark(n: int, cite: Citation | None) -> str:
+    if cite is None:
+        return f'<sup class="nr-cite nr-cite-unknown" title="no such source">[{n}]</sup>'
+    label = " · ".join(x for x in (cite.title or cite.source, cite.date) if x)
+    return f'<sup class="nr-cite" title="{esc(label)}">[{n}]</sup>'
+
+
+def sources(ans: Answer | None) -> str:
+    """The panel beside the chat: the answer's numbered sources, or its nearest passages."""
+    if ans is None:
+        return panel(
+            "Sources",
+            '<p class="nr-empty">Ask a question: the passages an answer is quoted from '
+            "appear here, each quote highlighted.</p>",
+        )
+    if not ans.answerable or not ans.citations:
+        title = "Nearest passages (they do not answer the question)"
+        cards = "".join(_hit_card(h) for h in ans.passages)
+        return panel(title, cards or '<p class="nr-empty">No passage matched.</p>')
+    cards = "".join(_citation_card(c) for c in ans.citations)
+    return panel(f"Sources for: {esc(ans.question)}", cards)
+
+
+def panel(title: str, body: str) -> str:
+    return f'<div class="nr-sources"><h3>{title}</h3>{body}</div>'
+
+
+def _meta(
+    title: str | None, date: str | None, source: str, page: int | None, url: str | None
+) -> str:
+    bits = [f'<span class="nr-date">{esc(date)}</span>' if date else ""]
+    bits.append(f'<span class="nr-outlet">{esc(source)}</span>')
+    if page is not None:
+        bits.append(f"<span>page {page}</span>")
+    if url and url.lower().startswith(("http://", "https://")):
+        bits.append(f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer">link</a>')
+    return '<div class="nr-meta">' + " · ".join(b for b in bits if b) + "</div>"
+
+
+def _citation_card(c: Citation) -> str:
+    head = (
+        f'<div class="nr-card-head"><span class="nr-n">{c.n}</span>'
+        f'<span class="nr-title">{esc(c.title or c.source)}</span></div>'
+    )
+    passage = highlight(c.passage, c.passage_start, c.start, c.end, c.quote)
+    return (
+        f'<div class="nr-card" id="nr-source-{c.n}" data-n="{c.n}">{head}'
+        f"{_meta(c.title, c.date, c.source, c.page, c.url)}"
+        f'<blockquote class="nr-passage">{passage}</blockquote></div>'
+    )
+
+
+def _hit_card(h: Hit) -> str:
+    head = (
+        f'<div class="nr-card-head"><span class="nr-n nr-n-hit">{h.rank}</span>'
+        f'<span class="nr-title">{esc(h.title or h.source)}</span></div>'
+    )
+    return (
+        f'<div class="nr-card nr-hit">{head}{_meta(h.title, h.date, h.source, h.page, None)}'
+        f'<blockquote class="nr-passage">{esc(h.text)}</blockquote></div>'
+    )
+
+
+def highlight(passage: str, passage_start: int, start: int, end: int, quote: str) -> str:
+    """The passage, escaped, with the quoted span inside `<mark>`.
+
+    The span comes from the document offsets; if they do not land on the quote inside this
+    passage (a quote that runs past it), the quote is looked up by text, and failing that shown
+    above the passage.
+    """
+    a, b = start - passage_start, end - passage_start
+    if not (0 <= a <= b <= len(passage) and passage[a:b] == quote):
+        a = passage.find(quote) if quote else -1
+        b = a + len(quote)
+    if a < 0 or not quote:
+        return f'<mark class="nr-quote">{esc(quote)}</mark><br>{esc(_trim(passage))}'
+    before, inside, after = passage[:a], passage[a:b], passage[b:]
+    if len(before) > _CONTEXT:
+        before = "…" + before[-_CONTEXT:]
+    if len(after) > _CONTEXT:
+        after = after[:_CONTEXT] + "…"
+    return f'{esc(before)}<mark class="nr-quote">{esc(inside)}</mark>{esc(after)}'
+
+
+def _trim(text: str) -> str:
+    return text if len(text) <= 2 * _CONTEXT else text[: 2 * _CONTEXT] + "…"
+
+
+def status(lines: Sequence[str], kind: str = "ok") -> str:
+    """A short status block (upload and remove results)."""
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    return f'<div class="nr-status nr-status-{kind}"><ul>{items}</ul></div>'
+
+
+CSS = """
+.nr-header{display:flex;align-items:baseline;gap:1rem;flex-wrap:wrap;margin:.2rem 0 .4rem}
+.nr-header h1{font-size:1.5rem;margin:0}
+.nr-header .nr-info{color:var(--body-text-color-subdued);font-size:.9rem}
+.nr-question{white-space:normal}
+.nr-answer p{margin:0}
+.nr-sentence{border-radius:3px}
+.nr-unsupported{background:rgba(245,158,11,.18);text-decoration:underline wavy rgba(220,38,38,.8);
+ text-underline-offset:3px;cursor:help}
+.nr-cite{font-size:.75em;font-weight:600;color:var(--color-accent);margin-left:1px;cursor:help}
+.nr-cite-unknown{color:#dc2626}
+.nr-problems{margin-top:.6rem;padding:.4rem .6rem;border-left:3px solid #f59e0b;
+ background:rgba(245,158,11,.10);font-size:.9em}
+.nr-problems ul{margin:.2rem 0 0 1rem;padding:0}
+.nr-provenance{margin-top:.4rem;color:var(--body-text-color-subdued);font-size:.82em}
+.nr-unanswerable{font-style:italic}
+.nr-hint{display:block;font-style:normal;color:var(--body-text-color-subdued);font-size:.9em;
+ margin-top:.3rem}
+.nr-error{color:#b91c1c}
+.nr-wait{color:var(--body-text-color-subdued)}
+.nr-sources h3{margin:.2rem 0 .6rem;font-size:1rem}
+.nr-sources{max-height:72vh;overflow-y:auto;padding-right:.3rem}
+.nr-empty{color:var(--body-text-color-subdued)}
+.nr-card{border:1px solid var(--border-color-primary);border-radius:8px;padding:.6rem .7rem;
+ margin-bottom:.6rem;background:var(--background-fill-secondary)}
+.nr-card-head{display:flex;gap:.5rem;align-items:baseline}
+.nr-n{flex:none;display:inline-block;min-width:1.5rem;text-align:center;border-radius:999px;
+ background:var(--color-accent);color:#fff;font-weight:700;font-size:.8rem;padding:0 .35rem}
+.nr-n-hit{background:var(--neutral-500)}
+.nr-title{font-weight:600}
+.nr-meta{color:var(--body-text-color-subdued);font-size:.82rem;margin:.15rem 0 .35rem;
+ word-break:break-all}
+.nr-passage{margin:0;padding:0 0 0 .6rem;border-left:3px solid var(--border-color-primary);
+ font-size:.9rem;line-height:1.45;white-space:normal}
+.nr-quote{background:rgba(250,204,21,.45);color:inherit;padding:0 1px;border-radius:2px}
+#nr-documents td{overflow-wrap:anywhere}
+.nr-status ul{margin:.2rem 0 0 1rem;padding:0}
+.nr-status-error{color:#b91c1c}
+"""
+"""The UI's stylesheet; it uses Gradio's theme variables so the dark theme works too."""
