@@ -233,9 +233,14 @@ class Engine:
                 on_progress("read", i + 1, len(files))
         return self._add_documents(documents, problems, len(files), started, on_progress)
 
-    def add_documents(self, documents: Sequence[Document]) -> AddReport:
+    def add_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> AddReport:
         """Add already-built `Document`s (from code rather than files)."""
-        return self._add_documents(list(documents), [], 0, time.perf_counter(), None)
+        return self._add_documents(list(documents), [], 0, time.perf_counter(), on_progress)
 
     def _add_documents(
         self,

@@ -185,7 +185,15 @@ def create_app(service: Service, *, with_ui: bool = True) -> FastAPI:
         return app
     import gradio as gr
 
-    return gr.mount_gradio_app(app, blocks, path="/")
+    # System fonts only: the default theme pulls web fonts from the internet, which an offline
+    # machine cannot reach (the page then waits for them and falls back anyway).
+    theme = gr.themes.Default(
+        font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+    )
+    return gr.mount_gradio_app(
+        app, blocks, path="/", theme=theme, max_file_size=service.max_upload_bytes
+    )
 
 
 def _build_ui(service: Service) -> Any:

@@ -262,7 +262,7 @@ class Service:
                 if on_progress:
                     on_progress("read", i + 1, len(uploads))
         with self._lock:
-            report = self.engine.add_documents(documents)
+            report = self.engine.add_documents(documents, on_progress=on_progress)
         return replace(
             report,
             files=len(uploads),

@@ -100,6 +100,18 @@ def carry_subject(question: str, history: Sequence[Turn], language: str) -> str:
     return f"{question.strip()} ({subject})" if subject else question
 
 
+def _usable_rewrite(line: str, question: str) -> bool:
+    """Whether a model's rewrite of `question` can replace it. Weak models echo the prompt
+    ("Conversation:"), return the question unchanged or drift off it; then the subject of the
+    previous question is carried over instead."""
+    if not 3 <= len(line) <= 4 * len(question) + 200 or prompts.CANNOT_ANSWER in line:
+        return False
+    if line.endswith(":") or line == question.strip():
+        return False
+    own = {w for w in re.findall(r"\w+", question.lower()) if len(w) > 3} - _QUESTION_WORDS
+    return not own or bool(own & set(re.findall(r"\w+", line.lower())))
+
+
 # --------------------------------------------------------------------------- answering
 @dataclass
 class Context:
@@ -136,7 +148,7 @@ class Answerer:
             text = "".join(self.generator.stream(prompts.rewrite_messages(question, recent)))
             line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
             line = line.strip("\"'„“ ")
-            if 3 <= len(line) <= 4 * len(question) + 200 and prompts.CANNOT_ANSWER not in line:
+            if _usable_rewrite(line, question):
                 return line
         return carry_subject(question, history, language)
 
