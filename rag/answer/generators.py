@@ -120,7 +120,11 @@ class OpenAICompatibleGenerator:
 
 
 class LlamaCppGenerator:
-    """A GGUF model run in this process by llama.cpp."""
+    """A GGUF model run in this process by llama.cpp (its chat template from the GGUF file).
+
+    llama-cpp-python is used directly: LangChain's ChatLlamaCpp lives in the langchain-community
+    package, which is being sunset, and cannot pick the model's chat format.
+    """
 
     def __init__(
         self,
@@ -135,23 +139,17 @@ class LlamaCppGenerator:
                 f"generation.gguf_path {gguf_path!r} is not a file; point it at a .gguf model"
             )
         try:
-            from langchain_community.chat_models import ChatLlamaCpp
+            from llama_cpp import Llama
         except ImportError:
             raise GeneratorError(
-                "the llamacpp backend needs llama-cpp-python and langchain-community: "
-                "pip install 'newsrag[llamacpp]' (see the README for the build flags)"
+                "the llamacpp backend needs llama-cpp-python: pip install 'newsrag[llamacpp]' "
+                "(see the README for the build flags)"
             ) from None
         self.id = f"llamacpp:{os.path.basename(gguf_path)}"
         self.gguf_path = gguf_path
+        self.temperature, self.max_tokens = temperature, max_tokens
         try:
-            self._llm = ChatLlamaCpp(
-                model_path=gguf_path,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                n_ctx=context_tokens,
-                streaming=True,
-                verbose=False,
-            )
+            self._llm = Llama(model_path=gguf_path, n_ctx=context_tokens, verbose=False)
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
             raise GeneratorError(
                 f"llama.cpp could not load {gguf_path} ({exc}); is it a valid GGUF model?"
@@ -159,8 +157,14 @@ class LlamaCppGenerator:
 
     def stream(self, messages: Messages) -> Iterator[str]:
         try:
-            for chunk in self._llm.stream(list(messages)):
-                text = _text(chunk.content)
+            chunks = self._llm.create_chat_completion(
+                messages=[{"role": role, "content": content} for role, content in messages],
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                stream=True,
+            )
+            for chunk in chunks:
+                text = chunk["choices"][0].get("delta", {}).get("content")
                 if text:
                     yield text
         except Exception as exc:
