@@ -11,13 +11,17 @@ answer the question at all (threshold calibrated on XQuAD, see `rag eval-answers
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from index import PassageEvidence
 from rag.retrieval.analysis import Analyzer
 from rag.types import Hit
+
+
+_WORDS = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ class QuoteWeights:
     """Penalty for a sentence that only restates the question (a headline that repeats it):
     fewer than `min_novelty` of its terms are new."""
     min_novelty: float = 0.25
+    same_words: float = 0.6
+    """Two sentences sharing this share of their words (Jaccard) say the same: quote one."""
+    same_meaning: float = 0.94
+    """... or whose vectors are this close (paraphrases in one article score ~0.96, related
+    but different statements ~0.88)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class ScoredSentence:
     score: float
     cosine: float
     coverage: float
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def score_sentences(
@@ -70,11 +80,14 @@ def score_sentences(
             continue
         passage_cos = float(ev.vector @ query_vector)
         spans = ev.sentence_spans or ((hit.start, hit.end),)
+        vectors: Sequence[np.ndarray | None]
         if ev.sentence_vectors is not None and len(ev.sentence_vectors) == len(spans):
             cosines = ev.sentence_vectors @ query_vector
+            vectors = list(ev.sentence_vectors)
         else:
             cosines = np.full(len(spans), passage_cos, dtype=np.float32)
-        for (start, end), cos in zip(spans, cosines):
+            vectors = [None] * len(spans)
+        for (start, end), cos, vec in zip(spans, cosines, vectors):
             key = (hit.doc_id, start, end)
             if key in seen:  # the overlap sentence of two neighbouring passages
                 continue
@@ -92,7 +105,7 @@ def score_sentences(
                 - weights.rank_decay * i
                 - (weights.restatement if novelty < weights.min_novelty else 0.0)
             )
-            out.append(ScoredSentence(i, start, end, text, score, float(cos), coverage))
+            out.append(ScoredSentence(i, start, end, text, score, float(cos), coverage, vec))
     out.sort(key=lambda s: (-s.score, s.hit, s.start))
     return out
 
@@ -108,5 +121,22 @@ def select_sentences(
     if not scored:
         return []
     best = scored[0]
-    chosen = [s for s in scored[:max_sentences] if best.score - s.score <= weights.second_margin]
+    chosen: list[ScoredSentence] = []
+    for s in scored:
+        if len(chosen) == max_sentences or best.score - s.score > weights.second_margin:
+            break
+        # The same statement twice (a teaser repeating the body, a wire story in two outlets)
+        # adds nothing: keep the better-scored one.
+        if any(_same_statement(s, c, weights) for c in chosen):
+            continue
+        chosen.append(s)
     return sorted(chosen, key=lambda s: (s.hit != best.hit, s.hit, s.start))
+
+
+def _same_statement(a: ScoredSentence, b: ScoredSentence, weights: QuoteWeights) -> bool:
+    if a.vector is not None and b.vector is not None:
+        if float(a.vector @ b.vector) >= weights.same_meaning:
+            return True
+    wa = frozenset(_WORDS.findall(a.text.casefold()))
+    wb = frozenset(_WORDS.findall(b.text.casefold()))
+    return len(wa & wb) / max(1, len(wa | wb)) >= weights.same_words
