@@ -123,7 +123,15 @@ def test_answer_json_shape(seeded):
     assert {"question", "answer", "answerable", "mode", "sentences", "citations"} <= set(data)
     assert set(data["sentences"][0]) >= {"text", "citations", "supported"}
     assert set(data["citations"][0]) >= {
-        "n", "chunk_id", "doc_id", "source", "title", "date", "quote", "start", "end",
+        "n",
+        "chunk_id",
+        "doc_id",
+        "source",
+        "title",
+        "date",
+        "quote",
+        "start",
+        "end",
     }
     json.dumps(data)  # serializable
 

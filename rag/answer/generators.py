@@ -104,8 +104,7 @@ class OpenAICompatibleGenerator:
         except openai.APIStatusError as exc:
             body = exc.response.text[:200] if exc.response is not None else ""
             hint = {
-                401: "set the API key in the environment variable named by "
-                "generation.api_key_env",
+                401: "set the API key in the environment variable named by generation.api_key_env",
                 404: "check generation.model and that base_url ends in /v1",
             }.get(exc.status_code, "check the server's log")
             raise GeneratorError(

@@ -259,7 +259,11 @@ class Answerer:
         citations = [self._generated_citation(n, ctx, parsed, vectors) for n in cited]
         sentences = [
             self._check(
-                p.text, p.citations, p.invalid, [ctx.hits[n - 1] for n in p.citations], ctx,
+                p.text,
+                p.citations,
+                p.invalid,
+                [ctx.hits[n - 1] for n in p.citations],
+                ctx,
                 vectors[i],
             )
             for i, p in enumerate(parsed)
@@ -357,4 +361,3 @@ def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
         passage_start=hit.start,
         page=hit.page,
     )
-

@@ -10,8 +10,8 @@ answer the question at all (threshold calibrated on XQuAD, see `rag eval-answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +19,6 @@ import numpy as np
 from index import PassageEvidence
 from rag.retrieval.analysis import Analyzer
 from rag.types import Hit
-
 
 _WORDS = re.compile(r"\w+")
 

@@ -40,9 +40,7 @@ _MONTHS = {
     "de": "januar februar märz april mai juni juli august september oktober november dezember",
     "en": "january february march april may june july august september october november december",
 }
-_MONTH_VALUE = {
-    name: i + 1 for names in _MONTHS.values() for i, name in enumerate(names.split())
-}
+_MONTH_VALUE = {name: i + 1 for names in _MONTHS.values() for i, name in enumerate(names.split())}
 _MONTH_VALUE.update({"jänner": 1, "maerz": 3, "marz": 3, "sept": 9})
 
 _NOT_NAMES = {"I", "Mr", "Mrs", "Ms", "Dr", "Prof", "Herr", "Frau"}
@@ -95,9 +93,7 @@ def _is_name(word: str, language: str) -> bool:
     from wordfreq import zipf_frequency
 
     low = word.lower()
-    return (
-        zipf_frequency(low, "de") < _NAME_RARE_DE or zipf_frequency(low, "en") >= _NAME_COMMON_EN
-    )
+    return zipf_frequency(low, "de") < _NAME_RARE_DE or zipf_frequency(low, "en") >= _NAME_COMMON_EN
 
 
 @functools.lru_cache(maxsize=1)
