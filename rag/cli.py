@@ -447,6 +447,12 @@ def eval_cmd(
     "against an index of only these, where every answer should say the sources do not answer. "
     "Repeatable.",
 )
+@click.option(
+    "--questions",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Ask the questions as worded in this parallel file (e.g. xquad.en.json: English "
+    "questions, gold answers still from SQUAD_FILE).",
+)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
 @click.option(
     "--index",
@@ -459,6 +465,7 @@ def eval_cmd(
 def eval_answers_cmd(
     squad_file: Path,
     unanswerable: tuple[Path, ...],
+    questions: Path | None,
     limit: int | None,
     index_dir: Path | None,
     mode: str | None,
@@ -470,7 +477,7 @@ def eval_answers_cmd(
     from rag.settings import load_settings
 
     report = evaluate_answers(
-        load_settings(), squad_file, list(unanswerable), limit, index_dir, mode
+        load_settings(), squad_file, list(unanswerable), limit, index_dir, mode, questions
     )
     if as_json:
         _echo_json(report)
@@ -486,7 +493,8 @@ def eval_answers_cmd(
             f"against {u['documents']} unrelated articles, not answerable: {u['not_answerable']:.3f}"
         )
     click.echo(
-        f"evidence (threshold {report['answerable_threshold']}): answerable p05 "
+        f"evidence (threshold {report['answerable_threshold']}, across languages "
+        f"{report['answerable_threshold_crosslingual']}): answerable p05 "
         f"{a['evidence_p05']}, p50 {a['evidence_p50']}"
         + (f"; unanswerable p50 {u['evidence_p50']}, p95 {u['evidence_p95']}" if u else "")
     )

@@ -122,6 +122,20 @@ def gold_ranks(results: Sequence[Sequence[Any]], golds: Sequence[str]) -> list[i
     return ranks
 
 
+def _parallel_questions(
+    questions: dict[str, Question], questions_file: Path
+) -> dict[str, Question]:
+    """The same questions worded as in `questions_file` (a parallel SQuAD file, same ids)."""
+    _, asked = load_squad(questions_file)
+    missing = [qid for qid in questions if qid not in asked]
+    if missing:
+        raise ConfigError(
+            f"{questions_file} lacks {len(missing)} of the question ids (e.g. {missing[0]}); "
+            "pass a parallel file with the same ids"
+        )
+    return {qid: Question(qid, asked[qid].text, q.gold_doc_id) for qid, q in questions.items()}
+
+
 def evaluate_retrieval(
     settings: Settings,
     squad_file: Path,
@@ -139,16 +153,7 @@ def evaluate_retrieval(
 
     docs, questions = load_squad(squad_file)
     if questions_file is not None:
-        _, asked = load_squad(questions_file)
-        missing = [qid for qid in questions if qid not in asked]
-        if missing:
-            raise ConfigError(
-                f"{questions_file} lacks {len(missing)} question ids of {squad_file} "
-                f"(e.g. {missing[0]}); pass a parallel file with the same ids"
-            )
-        questions = {
-            qid: Question(qid, asked[qid].text, q.gold_doc_id) for qid, q in questions.items()
-        }
+        questions = _parallel_questions(questions, questions_file)
     for path in distractors:
         docs.extend(load_corpus(path))
     items = list(questions.values())[:limit] if limit else list(questions.values())
@@ -197,6 +202,7 @@ def evaluate_answers(
     limit: int | None = None,
     index_dir: Path | None = None,
     mode: str | None = None,
+    questions_file: Path | None = None,
 ) -> dict[str, Any]:
     """Answer every question of a SQuAD file against an index of its own paragraphs, and
     (with `unanswerable_corpus`, e.g. the seed articles) against an index of only that corpus,
@@ -210,7 +216,9 @@ def evaluate_answers(
     from rag.engine import Engine
 
     docs, questions = load_squad(squad_file)
-    golds = _load_answers(squad_file)
+    golds = _load_answers(squad_file)  # gold strings of the paragraphs' language
+    if questions_file is not None:
+        questions = _parallel_questions(questions, questions_file)
     items = list(questions.values())[:limit] if limit else list(questions.values())
     out: dict[str, Any] = {"n_questions": len(items), "mode": mode or settings.generation.mode}
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
@@ -254,4 +262,5 @@ def evaluate_answers(
                     "evidence_p95": _quantile(evidence, 0.95),
                 }
     out["answerable_threshold"] = settings.generation.answerable_threshold
+    out["answerable_threshold_crosslingual"] = settings.generation.answerable_threshold_crosslingual
     return out

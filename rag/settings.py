@@ -147,6 +147,13 @@ class GenerationSettings(_Section):
         description="Quote mode: evidence score below which the sources are said not to answer "
         "(calibrated on XQuAD with `rag eval-answers`).",
     )
+    answerable_threshold_crosslingual: float = Field(
+        1.57,
+        ge=-3,
+        le=3,
+        description="The same, when the question and the best passage are in different "
+        "languages (cosines run lower across languages; calibrated on XQuAD en -> de).",
+    )
     support_threshold: float = Field(
         0.86,
         ge=0,

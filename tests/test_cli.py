@@ -572,6 +572,36 @@ def test_eval_json_scores_a_tiny_squad_file(tmp_path, monkeypatch):
     assert dense == {"R@1": 1.0, "R@5": 1.0, "R@10": 1.0, "MRR@10": 1.0, "nDCG@10": 1.0}
 
 
+GOLD = {"q1": "1248", "q2": "157 Meter", "q3": "Chlorophyll", "q4": "Mario Götze"}
+
+
+def test_eval_answers_scores_quotes_and_refusals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = squad()
+    for article in data["data"]:
+        for qa in article["paragraphs"][0]["qas"]:
+            qa["answers"] = [{"text": GOLD[qa["id"]], "answer_start": 0}]
+    squad_file = write_json(tmp_path / "tiny.de.json", data)
+    english = write_json(tmp_path / "tiny.en.json", squad(english=True))
+
+    result = run(["eval-answers", squad_file, "--unanswerable", SEEDS, "--json"])
+    crossed = run(["eval-answers", squad_file, "--questions", english, "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_questions"] == 4 and report["mode"] == "quote"
+    # Tiny unrelated paragraphs: each answer cites its own paragraph. Two of the four quote the
+    # paragraph's subject sentence ("Der Kölner Dom ist ...") instead of the one with the
+    # year or the height: the known weakness of similarity-only sentence choice.
+    assert report["answerable_index"]["first_citation_gold"] == 1.0
+    assert report["answerable_index"]["contains_gold"] == 0.5
+    # None of these questions is about the seed articles.
+    assert report["unanswerable_index"]["documents"] == 5
+    assert report["unanswerable_index"]["not_answerable"] == 1.0
+    assert crossed.exit_code == 0, crossed.output
+    assert json.loads(crossed.stdout)["answerable_index"]["first_citation_gold"] == 1.0
+
+
 def test_eval_keeps_its_index_and_reuses_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     squad_file = write_json(tmp_path / "tiny.de.json", squad())
