@@ -130,8 +130,8 @@ def _parallel_questions(
     missing = [qid for qid in questions if qid not in asked]
     if missing:
         raise ConfigError(
-            f"{questions_file} lacks {len(missing)} of the question ids (e.g. {missing[0]}); "
-            "pass a parallel file with the same ids"
+            f"{questions_file} lacks {len(missing)} question ids of the SQuAD file (e.g. "
+            f"{missing[0]}); pass a parallel file with the same ids"
         )
     return {qid: Question(qid, asked[qid].text, q.gold_doc_id) for qid, q in questions.items()}
 
