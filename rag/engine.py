@@ -402,7 +402,16 @@ class Engine:
         for q in queries:
             if not q or not q.strip():
                 raise ConfigError("the query is empty; pass a question or keywords")
-        plan = self.plan(mode, rerank, collapse)
+        return self._search(queries, k, filters, self.plan(mode, rerank, collapse))
+
+    def _search(
+        self,
+        queries: Sequence[str],
+        k: int,
+        filters: Filters | None,
+        plan: Plan,
+        query_vectors: np.ndarray | None = None,
+    ) -> list[list[Hit]]:
         index = self._readable_index()
         self._check_keywords(index)
         allowed = self._allowed(index, filters)
@@ -412,7 +421,7 @@ class Engine:
         retriever = Retriever(
             index, self.embedder, self.analyzer, self.settings.retrieval, reranker
         )
-        results = retriever.run(list(queries), k, plan, allowed)
+        results = retriever.run(list(queries), k, plan, allowed, query_vectors)
         return [self._hits(index, found) for found in results]
 
     def _get_reranker(self) -> Any:
@@ -525,10 +534,12 @@ class Engine:
         language = question_language(question)
         standalone = answerer.standalone(question, list(history or ()), language)
         plan = self.plan()
-        hits = self.search(standalone, k=cfg.passages, filters=filters)
+        # One embedding of the question serves retrieval and sentence scoring.
+        query_vectors = self.embedder.embed_queries([standalone])
+        hits = self._search([standalone], cfg.passages, filters, plan, query_vectors)[0]
         index = self._readable_index()
         evidence = index.evidence([h.row_id for h in hits]) if hits else {}
-        query_vector = self.embedder.embed_queries([standalone])[0]
+        query_vector = query_vectors[0]
         retrieval = {
             "k": cfg.passages,
             "stages": plan.stages(),

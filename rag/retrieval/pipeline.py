@@ -79,14 +79,16 @@ class Retriever:
         k: int,
         plan: Plan,
         allowed: np.ndarray | None = None,
+        query_vectors: np.ndarray | None = None,
     ) -> list[list[Candidate]]:
+        """Candidates for each query, best first. `query_vectors` (one row per query) saves
+        embedding the queries again when the caller has them already."""
         depth = max(self.settings.candidates, k)
         # Collapsing can merge candidates: fetch extra so k distinct hits remain.
         want = k * 3 if plan.collapse else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
-        query_vectors = None
-        if plan.mode in ("dense", "hybrid") or plan.rerank:
+        if query_vectors is None and (plan.mode in ("dense", "hybrid") or plan.rerank):
             query_vectors = self.embedder.embed_queries(list(queries))
         if plan.mode in ("dense", "hybrid"):
             dense = self.index.search(query_vectors, max(depth, want), allowed=allowed)
