@@ -6,7 +6,6 @@ The Engine owns an Answerer; nothing here loads a model by itself.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from rag.answer.citations import parse_answer
 from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
 from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Turn
+from rag.ingest.language import identifier
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -32,35 +32,29 @@ if TYPE_CHECKING:
 MODES = ("quote", "generate")
 
 
-@functools.lru_cache(maxsize=1)
-def _language_identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    ident.set_languages(["de", "en"])
-    return ident
-
-
 # "was" is English too ("What was ..."); these cue words are not.
 _GERMAN_HINTS = re.compile(
     r"[äöüß]|\b(wer|wie|wann|welche[rsnm]?|warum|wieso|weshalb|wieviele?)\b", re.IGNORECASE
 )
 
 
+def _german_or_english(text: str) -> str:
+    language, _ = identifier(("de", "en")).classify(text)
+    return "en" if language == "en" else "de"
+
+
 def _passage_language(hit: Hit) -> str:
     """The language of a hit's passage ("de" or "en"): stored at ingest, else detected."""
     if hit.language in ("de", "en"):
         return hit.language
-    language, _ = _language_identifier().classify(hit.text[:1000])
-    return "en" if language == "en" else "de"
+    return _german_or_english(hit.text[:1000])
 
 
 def question_language(text: str) -> str:
     """'de' or 'en': the language an answer is written in."""
     if _GERMAN_HINTS.search(text):
         return "de"
-    language, _ = _language_identifier().classify(text)
-    return "en" if language == "en" else "de"
+    return _german_or_english(text)
 
 
 # --------------------------------------------------------------------------- follow-ups

@@ -17,15 +17,19 @@ def detect_language(text: str) -> str | None:
     sample = text[:SAMPLE_CHARS]
     if not any(ch.isalpha() for ch in sample):
         return None
-    language, confidence = _identifier().classify(sample)
+    language, confidence = identifier().classify(sample)
     if confidence < MIN_CONFIDENCE or language in ("und", "zxx"):
         return None
     return str(language)
 
 
-@functools.lru_cache(maxsize=1)
-def _identifier() -> Any:
-    # Loaded on first use (~0.7 s), not at import; the model is numpy arrays, no pickle.
+@functools.lru_cache(maxsize=4)
+def identifier(languages: tuple[str, ...] = ()) -> Any:
+    """py3langid's identifier, limited to `languages` when given. Loaded on first use (~0.7 s),
+    not at import; the model is numpy arrays, no pickle."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    if languages:
+        ident.set_languages(list(languages))
+    return ident
