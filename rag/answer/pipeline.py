@@ -130,6 +130,32 @@ class Context:
     query_vector: np.ndarray
     retrieval: dict[str, Any]
 
+    def answer(
+        self,
+        text: str,
+        mode: str,
+        sentences: Sequence[AnswerSentence] = (),
+        citations: Sequence[Citation] = (),
+        *,
+        model: str | None = None,
+        evidence: float | None = None,
+    ) -> Answer:
+        """The `Answer` to this question; answerable when it has sentences."""
+        return Answer(
+            question=self.question,
+            text=text,
+            answerable=bool(sentences),
+            mode=mode,
+            sentences=tuple(sentences),
+            citations=tuple(citations),
+            passages=tuple(self.hits),
+            model=model,
+            language=self.language,
+            standalone_question=self.standalone if self.standalone != self.question else None,
+            retrieval=self.retrieval,
+            evidence=evidence,
+        )
+
 
 class Answerer:
     def __init__(
@@ -188,40 +214,14 @@ class Answerer:
             lines.append(line)
             yield AnswerDelta("\n" + line)
             sentences.append(self._check(s.text.strip(), (n,), (), [hit], ctx, None))
-        yield Answer(
-            question=ctx.question,
-            text="\n".join(lines),
-            answerable=True,
-            mode="quote",
-            sentences=tuple(sentences),
-            citations=tuple(citations),
-            passages=tuple(ctx.hits),
-            model=None,
-            language=ctx.language,
-            standalone_question=ctx.standalone if ctx.standalone != ctx.question else None,
-            retrieval=ctx.retrieval,
-            evidence=evidence,
-        )
+        yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
 
     def _unanswerable(
         self, ctx: Context, mode: str, model: str | None, evidence: float | None
     ) -> Iterator[AnswerDelta | Answer]:
         text = prompts.NO_ANSWER[ctx.language]
         yield AnswerDelta(text)
-        yield Answer(
-            question=ctx.question,
-            text=text,
-            answerable=False,
-            mode=mode,
-            sentences=(),
-            citations=(),
-            passages=tuple(ctx.hits),
-            model=model,
-            language=ctx.language,
-            standalone_question=ctx.standalone if ctx.standalone != ctx.question else None,
-            retrieval=ctx.retrieval,
-            evidence=evidence,
-        )
+        yield ctx.answer(text, mode, model=model, evidence=evidence)
 
     # ----------------------------------------------------------------------- generate
     def generate(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
@@ -277,19 +277,7 @@ class Answerer:
             )
             for i, p in enumerate(parsed)
         ]
-        yield Answer(
-            question=ctx.question,
-            text=raw,
-            answerable=bool(sentences),
-            mode="generate",
-            sentences=tuple(sentences),
-            citations=tuple(citations),
-            passages=tuple(ctx.hits),
-            model=model,
-            language=ctx.language,
-            standalone_question=ctx.standalone if ctx.standalone != ctx.question else None,
-            retrieval=ctx.retrieval,
-        )
+        yield ctx.answer(raw, "generate", sentences, citations, model=model)
 
     def _generated_citation(
         self, n: int, ctx: Context, parsed: Sequence[Any], vectors: np.ndarray
