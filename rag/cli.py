@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from index.errors import ConfigError, RagError
+from rag.cli_options import index_option
 
 log = logging.getLogger("rag")
 
@@ -42,14 +43,6 @@ def _engine(index_dir: Path | None) -> Any:
 
     return Engine.open(index_dir)
 
-
-index_option = click.option(
-    "--index",
-    "index_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RAG_INDEX_DIR",
-    help="Index directory (default: the per-user data dir, or $RAG_INDEX_DIR).",
-)
 
 
 @click.group(cls=_Group)
@@ -490,7 +483,8 @@ def eval_answers_cmd(
     u = report.get("unanswerable_index")
     if u:
         click.echo(
-            f"against {u['documents']} unrelated articles, not answerable: {u['not_answerable']:.3f}"
+            f"against {u['documents']} unrelated articles, not answerable: "
+            f"{u['not_answerable']:.3f}"
         )
     click.echo(
         f"evidence (threshold {report['answerable_threshold']}, across languages "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from index.errors import ConfigError
+from rag.cli_options import index_option
 
 if TYPE_CHECKING:
     from ui.service import Service
@@ -18,13 +19,7 @@ DEFAULT_PORT = 7860
 
 
 @click.command("serve")
-@click.option(
-    "--index",
-    "index_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RAG_INDEX_DIR",
-    help="Index directory (default: the per-user data dir, or $RAG_INDEX_DIR).",
-)
+@index_option
 @click.option(
     "--host",
     default=DEFAULT_HOST,
