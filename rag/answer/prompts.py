@@ -52,10 +52,6 @@ NO_ANSWER = {
     "de": "Die Quellen beantworten diese Frage nicht.",
     "en": "The sources do not answer this question.",
 }
-NEAREST = {
-    "de": "Am nächsten kommen diese Passagen:",
-    "en": "The nearest passages are:",
-}
 UNDATED = {"de": "ohne Datum", "en": "undated"}
 
 

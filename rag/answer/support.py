@@ -21,8 +21,6 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 _NUMBER = re.compile(r"(?<![\w])\d+(?:[.,\u202f\u00a0']\d+)*(?![\w])")
 _WORD = re.compile(r"[^\W\d_][\w\-]*", re.UNICODE)
 _THOUSANDS = re.compile(r"^\d{1,3}(?:[.,\u202f\u00a0']\d{3})+$")
@@ -187,10 +185,3 @@ def fact_problems(sentence: str, language: str, sources: SourceFacts, cited: str
 
 def collapse_ws(text: str) -> str:
     return " ".join(text.split())
-
-
-def best_similarity(sentence_vector: np.ndarray, candidates: np.ndarray) -> float:
-    """Highest cosine between a (normalized) sentence vector and rows of `candidates`."""
-    if candidates.size == 0:
-        return 0.0
-    return float(np.max(candidates @ sentence_vector))
