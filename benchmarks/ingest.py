@@ -8,7 +8,7 @@ Both sides embed with multilingual-e5-small, the converted model the project bui
 cache:
 
 - ours: `Engine.add_documents` into a fresh temporary index (sentence chunker, e5 prompts,
-  precision from the settings, "auto" by default), written to disk atomically;
+  runtime and precision from the settings, "auto" by default), written to disk atomically;
 - LangChain: `RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=150)`,
   `HuggingFaceEmbeddings` over the same model directory (fp32, no prompts, batch 32),
   `FAISS.from_documents`, then `save_local` so that both sides end with an index on disk.
@@ -68,7 +68,7 @@ def read_corpora(paths: list[Path], limit: int | None) -> list[Any]:
 
 # ---------------------------------------------------------------------------------- ours
 def run_ours(paths: list[Path], limit: int | None) -> dict[str, Any]:
-    from rag.embedders import precision
+    from rag.embedders import precision, resolve_runtime
     from rag.engine import Engine
     from rag.settings import load_settings
 
@@ -93,7 +93,8 @@ def run_ours(paths: list[Path], limit: int | None) -> dict[str, Any]:
         "ingest_s": ingest_s,
         "problems": len(report.problems),
         "disk_mb": size / 1e6,
-        "detail": f"precision {precision.resolve(settings.embedding.precision)} "
+        "detail": f"runtime {resolve_runtime(settings.embedding.runtime)}, "
+        f"precision {precision.resolve(settings.embedding.precision)} "
         f"(setting {settings.embedding.precision!r}), max {settings.chunking.max_tokens} tokens "
         f"+ {settings.chunking.overlap_sentences} sentence overlap, batch "
         f"{settings.embedding.batch_size}",

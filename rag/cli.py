@@ -350,13 +350,15 @@ def models_build(force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def models_info(as_json: bool) -> None:
     """Show the configured model, its cache and its verification."""
-    from rag.embedders import e5_build, precision
+    from rag.embedders import e5_build, precision, resolve_runtime
     from rag.embedders.sentence_transformers import default_model_dir
     from rag.settings import DEFAULT_MODEL, load_settings
 
     settings = load_settings().embedding
     data: dict[str, Any] = {
         "model": settings.model,
+        "runtime": resolve_runtime(settings.runtime),
+        "runtime_setting": settings.runtime,
         "precision": precision.resolve(settings.precision),
         "precision_setting": settings.precision,
         "cpu_native_bf16": precision.native_bf16(),

@@ -41,7 +41,10 @@ def embedder(settings):
 def embedder_fp32(settings):
     from rag.embedders import create_embedder
 
-    emb = create_embedder(settings.embedding.model_copy(update={"precision": "fp32"}))
+    # The reference: torch in fp32 (the default runtime is OpenVINO, checked against this).
+    emb = create_embedder(
+        settings.embedding.model_copy(update={"precision": "fp32"}), backend="torch"
+    )
     emb.model
     return emb
 

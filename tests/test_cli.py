@@ -353,6 +353,8 @@ def test_models_info_json():
     info = json.loads(result.stdout)
     assert {
         "model",
+        "runtime",
+        "runtime_setting",
         "precision",
         "precision_setting",
         "cpu_native_bf16",
@@ -364,6 +366,7 @@ def test_models_info_json():
         "built_at",
     } <= set(info)
     assert info["model"] == "multilingual-e5-small"
+    assert (info["runtime"], info["runtime_setting"]) == ("openvino", "auto")
     assert info["precision"] in {"fp32", "bf16"}
     assert info["precision_setting"] == "auto"
     assert isinstance(info["cpu_native_bf16"], bool)

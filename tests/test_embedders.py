@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from index.errors import ConfigError, ModelError
-from rag.embedders import create_embedder, e5_build, precision
+from rag.embedders import create_embedder, e5_build, precision, resolve_runtime
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -157,8 +157,63 @@ def test_precision_auto_follows_cpu_flags(monkeypatch):
 
 
 def test_unknown_backend_lists_valid_ones(settings):
-    with pytest.raises(ConfigError, match="valid backends: sentence-transformers"):
+    with pytest.raises(ConfigError, match="valid backends: openvino, torch"):
         create_embedder(settings.embedding, backend="nope")
+
+
+def test_runtime_auto_prefers_openvino_and_falls_back_to_torch(settings, monkeypatch):
+    from rag.embedders import openvino
+    from rag.embedders.openvino import OpenVINOEmbedder
+    from rag.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    assert resolve_runtime("auto") == "openvino"
+    assert type(create_embedder(settings.embedding)) is OpenVINOEmbedder
+    torch_cfg = settings.embedding.model_copy(update={"runtime": "torch"})
+    assert type(create_embedder(torch_cfg)) is SentenceTransformerEmbedder
+    monkeypatch.setattr(openvino, "available", lambda: False)
+    assert type(create_embedder(settings.embedding)) is SentenceTransformerEmbedder
+    ov_cfg = settings.embedding.model_copy(update={"runtime": "openvino"})
+    with pytest.raises(ConfigError, match="pip install openvino.*runtime = 'torch'"):
+        create_embedder(ov_cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prec", ["fp32", "bf16"])
+def test_openvino_gives_torch_fp32_vectors(settings, embedder_fp32, prec):
+    """The traced graph must hold for any batch: padded, a lone text, one cut at 512 tokens."""
+    ov = create_embedder(
+        settings.embedding.model_copy(update={"precision": prec}), backend="openvino"
+    )
+    long_text = " ".join(seed_paragraphs())  # thousands of tokens: truncated at the limit
+    assert ov.count_tokens([long_text])[0] > 1000
+    batches = [seed_paragraphs() + TRICKY, [long_text], ["Wer ist Wendy Sherman?"]]
+    floor = 0.9999 if prec == "fp32" else 0.999
+    for texts in batches:
+        for mine, ref in (
+            (ov.embed_passages(texts), embedder_fp32.embed_passages(texts)),
+            (ov.embed_queries(texts), embedder_fp32.embed_queries(texts)),
+        ):
+            assert mine.dtype == np.float32 and mine.shape == ref.shape
+            cos = np.sum(mine * ref, axis=1)
+            assert cos.min() >= floor, (prec, texts[int(np.argmin(cos))][:60], cos.min())
+    assert ov.id == embedder_fp32.id  # one vector space: indexes open under either runtime
+    assert ov.max_tokens == embedder_fp32.max_tokens == 512
+
+
+@pytest.mark.slow
+def test_openvino_model_is_converted_once_and_cached(settings, embedder, monkeypatch):
+    from rag.embedders import openvino
+
+    ir = embedder._ir_path(embedder._resolve_location())
+    assert ir.is_file() and ir.with_suffix(".bin").is_file()
+    assert not list(ir.parent.parent.glob(".building-*"))  # no leftover temp dirs
+
+    def must_not_convert(*args):
+        raise AssertionError("converted again although the IR is cached")
+
+    monkeypatch.setattr(openvino, "_convert", must_not_convert)
+    again = create_embedder(settings.embedding, backend="openvino")
+    assert again.embed_queries(["Hallo"]).shape == (1, 384)
 
 
 def test_model_that_cannot_load_offline_gives_one_clear_error(settings, tmp_path):

@@ -45,23 +45,44 @@ class Embedder(Protocol):
 EmbedderFactory = Callable[["EmbeddingSettings"], Embedder]
 
 
-def _sentence_transformers(settings: EmbeddingSettings) -> Embedder:
+def _torch(settings: EmbeddingSettings) -> Embedder:
     from rag.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(settings)
 
 
-BACKENDS: dict[str, EmbedderFactory] = {"sentence-transformers": _sentence_transformers}
+def _openvino(settings: EmbeddingSettings) -> Embedder:
+    from rag.embedders import openvino
+
+    if not openvino.available():
+        raise ConfigError(
+            "embedding.runtime is 'openvino' but the openvino package does not import; "
+            "reinstall it (pip install openvino) or set embedding.runtime = 'torch'"
+        )
+    return openvino.OpenVINOEmbedder(settings)
 
 
-def create_embedder(
-    settings: EmbeddingSettings, backend: str = "sentence-transformers"
-) -> Embedder:
-    """Build the embedder named by `backend`; the model loads lazily on first use."""
+BACKENDS: dict[str, EmbedderFactory] = {"openvino": _openvino, "torch": _torch}
+"""Runtimes for the sentence-transformers model: both give the same vectors (one index)."""
+
+
+def resolve_runtime(runtime: str) -> str:
+    """`auto` -> openvino where it imports (1.4x faster on CPU), else torch."""
+    if runtime != "auto":
+        return runtime
+    from rag.embedders import openvino
+
+    return "openvino" if openvino.available() else "torch"
+
+
+def create_embedder(settings: EmbeddingSettings, backend: str | None = None) -> Embedder:
+    """Build the embedder for `backend` (default: the settings' runtime); the model loads
+    lazily on first use."""
+    name = resolve_runtime(backend or settings.runtime)
     try:
-        factory = BACKENDS[backend]
+        factory = BACKENDS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown embedding backend {backend!r}; valid backends: {', '.join(sorted(BACKENDS))}"
+            f"unknown embedding backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}"
         ) from None
     return factory(settings)

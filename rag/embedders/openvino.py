@@ -1,0 +1,259 @@
+"""OpenVINO runtime for the same sentence-transformers model: same vectors, faster on CPU.
+
+On first use the model is loaded through sentence-transformers and its forward pass
+(transformer, pooling, normalization) is traced into an OpenVINO IR in the cache directory, with
+its tokenizer and a small JSON (prompts, token limit, dimension). Later loads read those three,
+without torch: faster start, less memory. Measured on 2 cores (AVX512-BF16):
+1.44x torch's speed at the same precision; bf16 matrix products accumulate in fp32, so the
+vectors stay at cosine >= 0.9999 to torch fp32 (torch's all-bf16 model: 0.998).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.errors import ModelError
+from rag.embedders.sentence_transformers import (
+    _PROGRESS_MIN,
+    SentenceTransformerEmbedder,
+    _load_sentence_transformer,
+)
+
+if TYPE_CHECKING:
+    from rag.settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
+
+_IR_NAME = "model.xml"
+_META_NAME = "embedder.json"  # written last: its presence marks a complete conversion
+_TOKENIZER_DIR = "tokenizer"
+
+
+class _ConvertedModel:
+    """What encoding needs besides the IR: tokenizer, prompts, token limit, dimension (the
+    parts of a SentenceTransformer the embedder reads)."""
+
+    def __init__(
+        self, tokenizer: Any, prompts: dict[str, str], max_seq_length: int, dim: int
+    ) -> None:
+        self.tokenizer, self.prompts = tokenizer, prompts
+        self.max_seq_length, self._dim = max_seq_length, dim
+
+    def get_embedding_dimension(self) -> int:
+        return self._dim
+
+    @classmethod
+    def load(cls, directory: Path) -> _ConvertedModel:
+        from transformers import AutoTokenizer
+
+        try:
+            meta = json.loads((directory / _META_NAME).read_text(encoding="utf-8"))
+            tokenizer = AutoTokenizer.from_pretrained(directory / _TOKENIZER_DIR)
+            return cls(tokenizer, meta["prompts"], int(meta["max_seq_length"]), int(meta["dim"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(
+                f"the converted embedding model in {directory} is damaged ({exc}); delete that "
+                "directory and it is rebuilt on next use"
+            ) from exc
+
+
+def available() -> bool:
+    """Whether the `openvino` package imports (it is a dependency; a broken install may lack it)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OpenVINOEmbedder(SentenceTransformerEmbedder):
+    """An `Embedder` running a sentence-transformers model's forward pass in OpenVINO."""
+
+    runtime = "openvino"
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        super().__init__(settings)
+        self._compiled: Any = None
+        self._input_names: tuple[str, ...] = ()
+        self._infer_lock = threading.Lock()
+
+    def _load(self) -> Any:
+        import openvino as ov
+
+        location = self._resolve_location()
+        ir = self._ir_path(location)
+        if not (ir.parent / _META_NAME).is_file():
+            # First use: trace the model through torch once; later loads need no torch at all.
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            st = _load_sentence_transformer(location, self.settings.model)
+            st.max_seq_length = min(self.settings.max_seq_length, st.max_seq_length or 512)
+            _convert(st.eval(), ir)
+            del st
+        model = _ConvertedModel.load(ir.parent)
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if self.settings.threads:
+            config["INFERENCE_NUM_THREADS"] = self.settings.threads
+        try:
+            core = ov.Core()
+            self._compiled = core.compile_model(core.read_model(ir), "CPU", config)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"OpenVINO cannot compile the embedding model ({str(exc).splitlines()[0][:200]}); "
+                f"delete {ir.parent} to rebuild it, or set embedding.runtime = 'torch'"
+            ) from exc
+        self._input_names = tuple(p.get_any_name() for p in self._compiled.inputs)
+        log.info("loaded embedder %s (OpenVINO, %s)", self.id, self.precision)
+        return model
+
+    def _ir_path(self, location: str) -> Path:
+        """Where this model's IR lives: keyed by model files, max length and OpenVINO version."""
+        import openvino as ov
+
+        key = {
+            "location": str(Path(location).resolve()) if Path(location).exists() else location,
+            "stamp": _model_stamp(Path(location)),
+            "max_seq_length": self.settings.max_seq_length,
+            "openvino": ov.get_version(),
+            "format": 1,
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return self.settings.cache_dir / "openvino" / digest / _IR_NAME
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        texts = [prompt + t for t in texts] if prompt else list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self.model
+        tokenizer = model.tokenizer
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")[::-1]  # longest first: memory peaks early
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        size = self.settings.batch_size
+        starts = range(0, len(texts), size)
+        if self.settings.show_progress and len(texts) >= _PROGRESS_MIN:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Batches", total=len(starts))
+        with self._infer_lock:
+            request = self._compiled.create_infer_request()
+            for start in starts:
+                rows = order[start : start + size]
+                batch = tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=model.max_seq_length,
+                    return_tensors="np",
+                )
+                inputs = {name: batch[name].astype(np.int64) for name in self._input_names}
+                out[rows] = request.infer(inputs)[0]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+def _model_stamp(location: Path) -> str:
+    """Sizes and mtimes of a model directory's files (a rebuilt model gets a new IR)."""
+    if not location.is_dir():
+        return ""
+    parts = []
+    for path in sorted(location.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            parts.append(f"{path.relative_to(location)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _forward_module(st: Any) -> Any:
+    """The sentence-transformers forward pass (transformer, pooling, ...) as a traceable module."""
+    import torch
+
+    class Forward(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.st = st
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            features = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                features["token_type_ids"] = token_type_ids
+            return self.st(features)["sentence_embedding"]
+
+    return Forward().eval()
+
+
+def _convert(st: Any, ir: Path) -> None:
+    """Trace the model into an OpenVINO IR at `ir`, written atomically (temp dir, rename)."""
+    import openvino as ov
+    import torch
+
+    example = st.tokenizer(
+        ["passage: Ein Beispiel.", "query: ein zweites"], padding=True, return_tensors="pt"
+    )
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
+    module = _forward_module(st)
+    log.info("converting the embedding model to OpenVINO (once; cached in %s)", ir.parent)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Tracing warns about Python branches on shapes; the traced graph is checked
+            # against torch by the tests (padding, one text, truncation at the limit).
+            warnings.simplefilter("ignore")
+            converted = ov.convert_model(
+                module,
+                example_input={n: example[n] for n in names},
+                input=[(n, ov.PartialShape([-1, -1]), ov.Type.i64) for n in names],
+            )
+    except Exception as exc:  # noqa: BLE001 - any tracing failure becomes one clear message
+        raise ModelError(
+            f"cannot convert the embedding model to OpenVINO ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}); set embedding.runtime = 'torch' to run it in "
+            "torch instead"
+        ) from exc
+    for port, name in zip(converted.inputs, names):
+        port.get_tensor().set_names({name})
+    ir.parent.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=ir.parent.parent))
+    try:
+        ov.save_model(converted, tmp / _IR_NAME, compress_to_fp16=False)
+        st.tokenizer.save_pretrained(tmp / _TOKENIZER_DIR)
+        meta = {
+            "prompts": dict(st.prompts or {}),
+            "max_seq_length": int(st.max_seq_length),
+            "dim": int(st.get_embedding_dimension()),
+            "inputs": names,
+        }
+        (tmp / _META_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as f:
+                    os.fsync(f.fileno())
+        if ir.parent.exists() and not (ir.parent / _META_NAME).is_file():
+            shutil.rmtree(ir.parent)  # an incomplete conversion (e.g. killed): replace it
+        try:
+            tmp.rename(ir.parent)
+        except OSError:
+            if not (ir.parent / _META_NAME).is_file():  # not a concurrent builder's win
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
