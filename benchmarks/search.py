@@ -140,9 +140,7 @@ def main() -> None:
         if not path.is_file():
             sys.exit(f"no such corpus file: {path}")
 
-    import torch
-
-    from rag.embedders import precision
+    from rag.embedders import precision, resolve_runtime
     from rag.engine import Engine
     from rag.evaluation import load_corpus
     from rag.settings import load_settings
@@ -176,9 +174,10 @@ def main() -> None:
         f"documents indexed, {report.unchanged} unchanged, in {built:.1f} s (with model load)"
     )
     print(
-        f"embedder {engine.embedder.id}, precision "
-        f"{precision.resolve(settings.embedding.precision)}, torch threads "
-        f"{torch.get_num_threads()}; {len(queries)} queries (seed {args.seed}), k={args.k}, "
+        f"embedder {engine.embedder.id}, runtime {resolve_runtime(settings.embedding.runtime)}, "
+        f"precision {precision.resolve(settings.embedding.precision)}, threads "
+        f"{settings.embedding.threads or 'all'}; {len(queries)} queries (seed {args.seed}), "
+        f"k={args.k}, "
         f"{args.warmup} warm-up per mode, modes take turns query by query"
     )
     print(f"while timing: {during}")

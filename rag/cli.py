@@ -406,6 +406,12 @@ def models_info(as_json: bool) -> None:
     help="Keep the evaluation index here (default: a temporary one); a later run with the same "
     "files reuses it without embedding anything.",
 )
+@click.option(
+    "--misses",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the questions the default retriever misses at R@5 here (JSONL: gold ranks of "
+    "every retriever, top 3 hits).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(
     squad_file: Path,
@@ -413,6 +419,7 @@ def eval_cmd(
     distractors: tuple[Path, ...],
     limit: int | None,
     index_dir: Path | None,
+    misses: Path | None,
     as_json: bool,
 ) -> None:
     """Retrieval quality on a SQuAD-format file: Recall@1/5/10, MRR@10, nDCG@10."""
@@ -420,7 +427,7 @@ def eval_cmd(
     from rag.settings import load_settings
 
     report = evaluate_retrieval(
-        load_settings(), squad_file, questions, list(distractors), limit, index_dir
+        load_settings(), squad_file, questions, list(distractors), limit, index_dir, misses
     )
     if as_json:
         _echo_json(report)

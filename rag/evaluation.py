@@ -143,11 +143,14 @@ def evaluate_retrieval(
     distractors: Sequence[Path] = (),
     limit: int | None = None,
     index_dir: Path | None = None,
+    misses: Path | None = None,
 ) -> dict[str, Any]:
     """Index the paragraphs (+ distractors) and score every retriever.
 
     The index is temporary unless `index_dir` is given; there it is kept, and a later run with
-    the same files finds every document unchanged and embeds nothing.
+    the same files finds every document unchanged and embeds nothing. With `misses`, the
+    questions whose gold paragraph the last retriever (the default, hybrid+rerank) leaves out of
+    its top 5 are written there as JSONL, with each retriever's gold rank and the top 3 hits.
     """
     from rag.engine import Engine
 
@@ -165,11 +168,46 @@ def evaluate_retrieval(
         texts = [q.text for q in items]
         golds = [q.gold_doc_id for q in items]
         retrievers: dict[str, dict[str, float]] = {}
+        ranks: dict[str, list[int | None]] = {}
         for name, mode, rerank in RETRIEVERS:
             results = engine.search_batch(texts, k=30, mode=mode, rerank=rerank, collapse=False)
-            retrievers[name] = metrics(gold_ranks(results, golds))
+            ranks[name] = gold_ranks(results, golds)
+            retrievers[name] = metrics(ranks[name])
+        if misses is not None:
+            _write_misses(misses, items, ranks, results)
         n_passages = engine.info()["counts"]["chunks"]
     return {"n_questions": len(items), "n_passages": n_passages, "retrievers": retrievers}
+
+
+def _write_misses(
+    path: Path,
+    items: Sequence[Question],
+    ranks: dict[str, list[int | None]],
+    results: Sequence[Sequence[Any]],
+) -> None:
+    """JSONL of the questions the last retriever misses at 5: what an analysis starts from."""
+    last = list(ranks)[-1]
+    with path.open("w", encoding="utf-8") as f:
+        for i, question in enumerate(items):
+            rank = ranks[last][i]
+            if rank is not None and rank <= 5:
+                continue
+            row = {
+                "id": question.qid,
+                "question": question.text,
+                "gold_doc_id": question.gold_doc_id,
+                "gold_rank": {name: r[i] for name, r in ranks.items()},
+                "top": [
+                    {
+                        "doc_id": h.doc_id,
+                        "source": h.source,
+                        "score": round(h.score, 4),
+                        "text": h.text[:200],
+                    }
+                    for h in results[i][:3]
+                ],
+            }
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 # --------------------------------------------------------------------------- answers

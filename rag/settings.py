@@ -56,7 +56,9 @@ class EmbeddingSettings(_Section):
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
     max_seq_length: int = Field(512, ge=16, le=8192, description="Token limit per text.")
-    threads: int | None = Field(None, ge=1, le=256, description="torch threads; None = all.")
+    threads: int | None = Field(
+        None, ge=1, le=256, description="Inference threads (torch or OpenVINO); None = all."
+    )
     show_progress: bool = Field(True, description="Progress bar on long embedding jobs.")
 
 

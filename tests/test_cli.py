@@ -621,6 +621,33 @@ def test_eval_keeps_its_index_and_reuses_it(tmp_path, monkeypatch):
     assert json.loads(run(["info", "--index", kept, "--json"]).stdout)["generation"] == generation
 
 
+def test_eval_misses_lists_the_questions_the_default_retriever_misses(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from rag.evaluation import Question, _write_misses
+
+    monkeypatch.chdir(tmp_path)
+    squad_file = write_json(tmp_path / "tiny.de.json", squad())
+    result = run(["eval", squad_file, "--misses", tmp_path / "misses.jsonl", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "misses.jsonl").read_text(encoding="utf-8") == ""  # nothing missed
+
+    hit = SimpleNamespace(doc_id="other", source="a.txt", score=1.23456, text="x" * 300)
+    items = [Question("q1", "Wer?", "gold"), Question("q2", "Wann?", "gold")]
+    ranks = {"dense": [7, 1], "hybrid+rerank": [None, 2]}
+    _write_misses(tmp_path / "m.jsonl", items, ranks, [[hit] * 4, [hit]])
+    rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert rows == [
+        {
+            "id": "q1",
+            "question": "Wer?",
+            "gold_doc_id": "gold",
+            "gold_rank": {"dense": 7, "hybrid+rerank": None},
+            "top": [{"doc_id": "other", "source": "a.txt", "score": 1.2346, "text": "x" * 200}] * 3,
+        }
+    ]
+
+
 def test_eval_questions_file_missing_an_id_is_a_clean_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     squad_file = write_json(tmp_path / "tiny.de.json", squad())

@@ -3,9 +3,9 @@
 On first use the model is loaded through sentence-transformers and its forward pass
 (transformer, pooling, normalization) is traced into an OpenVINO IR in the cache directory, with
 its tokenizer and a small JSON (prompts, token limit, dimension). Later loads read those three,
-without torch: faster start, less memory. Measured on 2 cores (AVX512-BF16):
-1.44x torch's speed at the same precision; bf16 matrix products accumulate in fp32, so the
-vectors stay at cosine >= 0.9999 to torch fp32 (torch's all-bf16 model: 0.998).
+without torch: faster start, less memory. Measured on 2 cores (AVX512-BF16,
+`benchmarks/embed.py`): 1.3-1.4x torch's speed at the same precision; bf16 matrix products
+accumulate in fp32, and the vectors stay at cosine >= 0.9999 to torch fp32.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def _convert(st: Any, ir: Path) -> None:
                 example_input={n: example[n] for n in names},
                 input=[(n, ov.PartialShape([-1, -1]), ov.Type.i64) for n in names],
             )
-    except Exception as exc:  # noqa: BLE001 - any tracing failure becomes one clear message
+    except Exception as exc:  # any tracing failure becomes one clear message
         raise ModelError(
             f"cannot convert the embedding model to OpenVINO ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:200]}); set embedding.runtime = 'torch' to run it in "
