@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -216,6 +217,35 @@ def test_openvino_model_is_converted_once_and_cached(settings, embedder, monkeyp
     assert again.embed_queries(["Hallo"]).shape == (1, 384)
 
 
+def test_openvino_prunes_conversions_it_replaces(tmp_path):
+    from rag.embedders.openvino import _META_NAME, _prune_stale
+
+    def conversion(name: str, location: str | None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        meta = {"dim": 384} if location is None else {"dim": 384, "location": location}
+        (d / _META_NAME).write_text(json.dumps(meta), encoding="utf-8")
+        return d
+
+    model = tmp_path / "model"
+    model.mkdir()
+    keep = conversion("new", str(model))
+    older = conversion("old", str(model))  # same model, older OpenVINO or build
+    other = conversion("other", "intfloat/some-hub-model")  # another model: kept
+    orphan = conversion("orphan", str(tmp_path / "deleted-model"))  # its model is gone
+    unknown = conversion("unknown", None)
+    building = tmp_path / ".building-x"
+    building.mkdir()
+
+    _prune_stale(keep, str(model))
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".building-x", "model", "new", "other", "unknown"]
+    )
+    assert not older.exists() and not orphan.exists() and other.exists() and unknown.exists()
+    assert keep.exists() and building.exists()
+
+
 def test_model_that_cannot_load_offline_gives_one_clear_error(settings, tmp_path):
     emb = create_embedder(
         settings.embedding.model_copy(update={"model": "someone/not-cached-model"})
@@ -234,9 +264,12 @@ def test_user_named_model_directory_is_used(settings, embedder, tmp_path):
 
     other = tmp_path / "my-model"
     shutil.copytree(default_model_dir(settings.embedding.cache_dir), other)
-    emb = create_embedder(settings.embedding.model_copy(update={"model": str(other)}))
+    # Its OpenVINO conversion goes to a cache of its own, not the user's.
+    update = {"model": str(other), "cache_dir": tmp_path / "cache"}
+    emb = create_embedder(settings.embedding.model_copy(update=update))
     assert emb.id == str(other)
     assert emb.embed_queries(["Hallo"]).shape == (1, 384)
+    assert len(list((tmp_path / "cache" / "openvino").iterdir())) == 1
 
 
 @pytest.mark.slow

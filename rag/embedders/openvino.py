@@ -101,7 +101,8 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             hf_logging.disable_progress_bar()
             st = _load_sentence_transformer(location, self.settings.model)
             st.max_seq_length = min(self.settings.max_seq_length, st.max_seq_length or 512)
-            _convert(st.eval(), ir)
+            _convert(st.eval(), ir, location)
+            _prune_stale(ir.parent, location)
             del st
         model = _ConvertedModel.load(ir.parent)
         config: dict[str, Any] = {
@@ -131,7 +132,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             "stamp": _model_stamp(Path(location)),
             "max_seq_length": self.settings.max_seq_length,
             "openvino": ov.get_version(),
-            "format": 1,
+            "format": 2,  # 2: weights stored as fp16
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.settings.cache_dir / "openvino" / digest / _IR_NAME
@@ -203,7 +204,7 @@ def _forward_module(st: Any) -> Any:
     return Forward().eval()
 
 
-def _convert(st: Any, ir: Path) -> None:
+def _convert(st: Any, ir: Path, location: str) -> None:
     """Trace the model into an OpenVINO IR at `ir`, written atomically (temp dir, rename)."""
     import openvino as ov
     import torch
@@ -235,13 +236,14 @@ def _convert(st: Any, ir: Path) -> None:
     ir.parent.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=ir.parent.parent))
     try:
-        ov.save_model(converted, tmp / _IR_NAME, compress_to_fp16=False)
+        ov.save_model(converted, tmp / _IR_NAME, compress_to_fp16=True)  # exact: cos 1.0
         st.tokenizer.save_pretrained(tmp / _TOKENIZER_DIR)
         meta = {
             "prompts": dict(st.prompts or {}),
             "max_seq_length": int(st.max_seq_length),
             "dim": int(st.get_embedding_dimension()),
             "inputs": names,
+            "location": location,
         }
         (tmp / _META_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         for path in tmp.rglob("*"):
@@ -257,3 +259,21 @@ def _convert(st: Any, ir: Path) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _prune_stale(keep: Path, location: str) -> None:
+    """Remove the conversions this one replaces: the same model converted under an older key
+    (another OpenVINO version, a rebuilt model) and models whose directory is gone. Each is
+    about 235 MB; a conversion of another model that still exists is kept."""
+    for sibling in keep.parent.iterdir():
+        if sibling == keep or not sibling.is_dir() or sibling.name.startswith(".building-"):
+            continue
+        try:
+            meta = json.loads((sibling / _META_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not ours to judge
+        other = meta.get("location") if isinstance(meta, dict) else None
+        gone = isinstance(other, str) and Path(other).is_absolute() and not Path(other).exists()
+        if other == location or gone:
+            log.info("removing the outdated OpenVINO conversion %s", sibling)
+            shutil.rmtree(sibling, ignore_errors=True)
