@@ -217,6 +217,22 @@ def test_openvino_model_is_converted_once_and_cached(settings, embedder, monkeyp
     assert again.embed_queries(["Hallo"]).shape == (1, 384)
 
 
+@pytest.mark.slow
+def test_openvino_cache_that_cannot_be_written_is_a_clear_error(settings, monkeypatch, tmp_path):
+    from rag.embedders import openvino
+    from rag.embedders.sentence_transformers import default_model_dir
+
+    def read_only(*args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "cache"))
+
+    monkeypatch.setattr(openvino, "_write", read_only)
+    model = str(default_model_dir(settings.embedding.cache_dir))
+    update = {"model": model, "cache_dir": tmp_path / "cache"}
+    emb = create_embedder(settings.embedding.model_copy(update=update), backend="openvino")
+    with pytest.raises(ModelError, match="cannot write the OpenVINO conversion.*runtime = 'torch'"):
+        emb.embed_queries(["x"])
+
+
 def test_openvino_prunes_conversions_it_replaces(tmp_path):
     from rag.embedders.openvino import _META_NAME, _prune_stale
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -11,6 +12,8 @@ from index.errors import ConfigError
 
 if TYPE_CHECKING:
     from rag.settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -72,7 +75,10 @@ def resolve_runtime(runtime: str) -> str:
         return runtime
     from rag.embedders import openvino
 
-    return "openvino" if openvino.available() else "torch"
+    if openvino.available():
+        return "openvino"
+    log.warning("openvino does not import: embedding with torch (slower); pip install openvino")
+    return "torch"
 
 
 def create_embedder(settings: EmbeddingSettings, backend: str | None = None) -> Embedder:

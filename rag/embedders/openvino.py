@@ -233,6 +233,20 @@ def _convert(st: Any, ir: Path, location: str) -> None:
         ) from exc
     for port, name in zip(converted.inputs, names):
         port.get_tensor().set_names({name})
+    try:
+        _write(converted, st, names, location, ir)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write the OpenVINO conversion into {ir.parent.parent} ({exc}); make it "
+            "writable, point RAG_CACHE_DIR (embedding.cache_dir) at a writable directory, or set "
+            "embedding.runtime = 'torch'"
+        ) from exc
+
+
+def _write(converted: Any, st: Any, names: list[str], location: str, ir: Path) -> None:
+    """IR, tokenizer and embedder.json into a temp dir, fsynced, renamed into place."""
+    import openvino as ov
+
     ir.parent.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=ir.parent.parent))
     try:
