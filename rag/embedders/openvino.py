@@ -81,8 +81,6 @@ def available() -> bool:
 class OpenVINOEmbedder(SentenceTransformerEmbedder):
     """An `Embedder` running a sentence-transformers model's forward pass in OpenVINO."""
 
-    runtime = "openvino"
-
     def __init__(self, settings: EmbeddingSettings) -> None:
         super().__init__(settings)
         self._compiled: Any = None
@@ -143,7 +141,10 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.model
         tokenizer = model.tokenizer
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        limit = model.max_seq_length
+        lengths = [
+            len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+        ]
         order = np.argsort(lengths, kind="stable")[::-1]  # longest first: memory peaks early
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         size = self.settings.batch_size
@@ -160,7 +161,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
                     [texts[i] for i in rows],
                     padding=True,
                     truncation=True,
-                    max_length=model.max_seq_length,
+                    max_length=limit,
                     return_tensors="np",
                 )
                 inputs = {name: batch[name].astype(np.int64) for name in self._input_names}
