@@ -27,6 +27,13 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(root: Path) -> None:
+    """Flush every file below `root` (a directory built aside, before it is renamed into place)."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            fsync_file(path)
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry (a rename or a new file) to stable storage. No-op where unsupported."""
     try:

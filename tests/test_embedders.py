@@ -212,7 +212,11 @@ def test_openvino_model_is_converted_once_and_cached(settings, embedder, monkeyp
     def must_not_convert(*args):
         raise AssertionError("converted again although the IR is cached")
 
+    def must_not_verify(*args, **kwargs):
+        raise AssertionError("checked the model directory although the IR is cached")
+
     monkeypatch.setattr(openvino, "_convert", must_not_convert)
+    monkeypatch.setattr(e5_build, "ensure", must_not_verify)
     again = create_embedder(settings.embedding, backend="openvino")
     assert again.embed_queries(["Hallo"]).shape == (1, 384)
 

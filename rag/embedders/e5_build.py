@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from index.atomic import fsync_tree
 from index.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -329,13 +330,6 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-
-
 def _write_hf_model(src: E5Source, out: Path) -> None:
     from safetensors.numpy import save_file
 
@@ -429,7 +423,7 @@ def build(target: Path, *, max_seq_length: int = 512, verify: bool = True) -> Pa
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         _write_json(model_dir / MANIFEST_NAME, manifest)
-        _fsync_tree(model_dir)
+        fsync_tree(model_dir)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)

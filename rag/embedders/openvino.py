@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.atomic import fsync_tree
 from index.errors import ModelError
 from rag.embedders.sentence_transformers import (
     _PROGRESS_MIN,
@@ -90,18 +90,13 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
     def _load(self) -> Any:
         import openvino as ov
 
-        location = self._resolve_location()
-        ir = self._ir_path(location)
+        # A converted model needs nothing from the model directory: no build, no checksums.
+        ir = self._ir_path(self._model_location())
         if not (ir.parent / _META_NAME).is_file():
-            # First use: trace the model through torch once; later loads need no torch at all.
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            st = _load_sentence_transformer(location, self.settings.model)
-            st.max_seq_length = min(self.settings.max_seq_length, st.max_seq_length or 512)
-            _convert(st.eval(), ir, location)
-            _prune_stale(ir.parent, location)
-            del st
+            location = self._resolve_location()  # builds (or repairs) the model first
+            ir = self._ir_path(location)  # a build changes the files the key is stamped from
+            if not (ir.parent / _META_NAME).is_file():
+                self._convert_once(location, ir)
         model = _ConvertedModel.load(ir.parent)
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
@@ -120,6 +115,16 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         self._input_names = tuple(p.get_any_name() for p in self._compiled.inputs)
         log.info("loaded embedder %s (OpenVINO, %s)", self.id, self.precision)
         return model
+
+    def _convert_once(self, location: str, ir: Path) -> None:
+        """First use: trace the model through torch; later loads need no torch at all."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        st = _load_sentence_transformer(location, self.settings.model)
+        st.max_seq_length = min(self.settings.max_seq_length, st.max_seq_length or 512)
+        _convert(st.eval(), ir, location)
+        _prune_stale(ir.parent, location)
 
     def _ir_path(self, location: str) -> Path:
         """Where this model's IR lives: keyed by model files, max length and OpenVINO version."""
@@ -142,10 +147,9 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         model = self.model
         tokenizer = model.tokenizer
         limit = model.max_seq_length
-        lengths = [
-            len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
-        ]
-        order = np.argsort(lengths, kind="stable")[::-1]  # longest first: memory peaks early
+        # Longest first (memory peaks early), by characters as sentence-transformers sorts:
+        # batches of similar length without tokenizing everything twice.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         size = self.settings.batch_size
         starts = range(0, len(texts), size)
@@ -261,10 +265,7 @@ def _write(converted: Any, st: Any, names: list[str], location: str, ir: Path) -
             "location": location,
         }
         (tmp / _META_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                with path.open("rb") as f:
-                    os.fsync(f.fileno())
+        fsync_tree(tmp)
         if ir.parent.exists() and not (ir.parent / _META_NAME).is_file():
             shutil.rmtree(ir.parent)  # an incomplete conversion (e.g. killed): replace it
         try:

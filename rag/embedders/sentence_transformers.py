@@ -89,11 +89,17 @@ class SentenceTransformerEmbedder:
         )
         return model
 
-    def _resolve_location(self) -> str:
+    def _model_location(self) -> str:
+        """Where the model is (directory or hub name), without building or verifying it."""
         name = self.settings.model
-        if name == DEFAULT_MODEL:
-            return str(e5_build.ensure(default_model_dir(self.settings.cache_dir)))
-        return name
+        return str(default_model_dir(self.settings.cache_dir)) if name == DEFAULT_MODEL else name
+
+    def _resolve_location(self) -> str:
+        """`_model_location`, with the packaged model built or repaired first when needed."""
+        location = self._model_location()
+        if self.settings.model == DEFAULT_MODEL:
+            e5_build.ensure(Path(location))
+        return location
 
     def _prompt(self, names: Sequence[str]) -> str:
         prompts = self.model.prompts or {}
