@@ -323,7 +323,7 @@ class _Handlers:
     ) -> tuple:
         if not paths:
             raise gr.Error("Choose one or more files first (txt, md, html, pdf, jsonl).")
-        uploads = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+        uploads = [(f.name, f.read_bytes()) for f in uploaded_files(paths)]
 
         def on_progress(stage: str, done: int, total: int) -> None:
             progress((done, total), desc=_STAGES.get(stage, stage))
@@ -387,6 +387,35 @@ def _messages(turns: list[ChatTurn]) -> list[dict[str, str]]:
         body = render.answer(t.answer) if t.answer is not None else render.error(t.error or "")
         messages += _pair(t.question, body)
     return messages
+
+
+def upload_folder() -> Path:
+    """Where Gradio stores the files a browser uploads (`GRADIO_TEMP_DIR` or its default)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def uploaded_files(paths: list[str]) -> list[Path]:
+    """The files a client uploaded through the UI, or `gr.Error` for any other path.
+
+    A client names the files of an event by path (`gradio.FileData`). Gradio itself refuses a
+    path outside its upload folder before the handler runs (`ui.server.create_app` turns that
+    check on); this is the second wall: only regular files inside the upload folder (symlinks
+    resolved) reach the index, and a refusal is logged.
+    """
+    root = upload_folder()
+    files = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            log.warning("UI add refused %r: not a file uploaded through the UI (under %s)", raw, root)
+            raise gr.Error(
+                "Only files uploaded through this page can be added; choose them with the "
+                "upload box."
+            )
+        files.append(path)
+    return files
 
 
 def _answer_modes(service: Service) -> list[str]:

@@ -191,9 +191,14 @@ def create_app(service: Service, *, with_ui: bool = True) -> FastAPI:
         font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
         font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
     )
-    return gr.mount_gradio_app(
+    app = gr.mount_gradio_app(
         app, blocks, path="/", theme=theme, max_file_size=service.max_upload_bytes
     )
+    # Gradio checks that a file a client names in an event is one it uploaded only once the
+    # app "has launched", which `launch()` sets and `mount_gradio_app` does not: without this
+    # a client could name any server path and have it copied in and indexed.
+    blocks.has_launched = True
+    return app
 
 
 def _build_ui(service: Service) -> Any:
