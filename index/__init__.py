@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from .backend import IndexBackend
 from .directory import Index
-from .manifest import FORMAT_VERSION, IndexSpec
+from .manifest import FORMAT_VERSION, IndexSpec, check_compatible
 from .records import ChunkRecord, DocumentRecord, PassageEvidence, StoredChunk, WriteResult
 from .vectors import FaissFlatIndex, VectorIndex
 
@@ -16,9 +17,11 @@ __all__ = [
     "DocumentRecord",
     "FaissFlatIndex",
     "Index",
+    "IndexBackend",
     "IndexSpec",
     "PassageEvidence",
     "StoredChunk",
     "VectorIndex",
     "WriteResult",
+    "check_compatible",
 ]

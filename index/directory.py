@@ -21,11 +21,11 @@ import numpy as np
 
 from . import atomic, crashpoints, manifest
 from .errors import (
-    ConfigError,
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexUsageError,
 )
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, VECTORS_NAME, IndexSpec, Manifest
 from .records import ChunkRecord, DocumentRecord, PassageEvidence, StoredChunk, WriteResult
@@ -83,13 +83,13 @@ class Index:
         """
         directory = Path(path).expanduser()
         if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
-            raise ConfigError(f"lock_timeout must be a number of seconds, got {lock_timeout!r}")
+            raise IndexUsageError(f"lock_timeout must be a number of seconds, got {lock_timeout!r}")
         if lock_timeout < 0:
-            raise ConfigError(f"lock_timeout must be >= 0 seconds, got {lock_timeout}")
+            raise IndexUsageError(f"lock_timeout must be >= 0 seconds, got {lock_timeout}")
         if not _is_index_directory(directory):
             if not create or spec is None:
                 if create:
-                    raise ConfigError("creating an index needs an IndexSpec (embedder id, dim)")
+                    raise IndexUsageError("creating an index needs an IndexSpec (embedder id, dim)")
                 raise IndexNotFoundError(
                     f"No index at {directory}. Run `rag index PATH --index {directory}` first "
                     f"to build one."
@@ -99,7 +99,7 @@ class Index:
 
     @staticmethod
     def exists(path: str | Path) -> bool:
-        """True when `path` holds an index; False when missing or empty; ConfigError otherwise."""
+        """True when `path` holds an index; False when missing or empty; IndexUsageError otherwise."""
         return _is_index_directory(Path(path).expanduser())
 
     @classmethod
@@ -324,11 +324,11 @@ class Index:
         for doc in upserts:
             _check_document(doc)
             if doc.doc_id in seen_docs:
-                raise ConfigError(
+                raise IndexUsageError(
                     f"document {doc.doc_id!r} appears twice in one write; pass it once"
                 )
             if doc.doc_id in removal_ids:
-                raise ConfigError(
+                raise IndexUsageError(
                     f"document {doc.doc_id!r} is both upserted and removed in one write; do one"
                 )
             seen_docs.add(doc.doc_id)
@@ -466,7 +466,9 @@ class Index:
 
     def _open_store(self) -> Store:
         if self._store is None:
-            raise ConfigError(f"the index at {self.path} is closed; open it again with Index.open")
+            raise IndexUsageError(
+                f"the index at {self.path} is closed; open it again with Index.open"
+            )
         return self._store
 
     def close(self) -> None:
@@ -513,11 +515,13 @@ def _holding(lock: filelock.FileLock, path: Path, timeout: float) -> Iterator[No
 
 
 def _is_index_directory(path: Path) -> bool:
-    """True for an index; False for a missing or empty directory; ConfigError for anything else."""
+    """True for an index; False for a missing or empty directory; IndexUsageError for anything else."""
     if not path.exists():
         return False
     if not path.is_dir():
-        raise ConfigError(f"{path} is a file, not an index directory; pass a directory to --index")
+        raise IndexUsageError(
+            f"{path} is a file, not an index directory; pass a directory to --index"
+        )
     names = sorted(
         p.name for p in path.iterdir() if p.name != LOCK_NAME and not atomic.is_temp_file(p)
     )
@@ -526,7 +530,7 @@ def _is_index_directory(path: Path) -> bool:
     if not names:
         return False
     sample = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    raise ConfigError(
+    raise IndexUsageError(
         f"{path} is not a newsrag index: it has no {MANIFEST_NAME} but holds other files "
         f"({sample}). Pass --index a new or empty directory, or the directory of an existing "
         f"index."
@@ -589,50 +593,52 @@ def _newer_format(path: Path, version: int) -> IndexMismatchError:
 
 def _removal_ids(removals: Iterable[str]) -> list[str]:
     if isinstance(removals, str):
-        raise ConfigError(
+        raise IndexUsageError(
             f"removals must be a list of doc ids, got the single string {removals!r}; "
             f"pass [{removals!r}]"
         )
     ids = list(dict.fromkeys(removals))
     bad = [r for r in ids if not isinstance(r, str)]
     if bad:
-        raise ConfigError(f"removals must be doc id strings, got {bad[0]!r}")
+        raise IndexUsageError(f"removals must be doc id strings, got {bad[0]!r}")
     return ids
 
 
 def _check_document(doc: object) -> None:
     if not isinstance(doc, DocumentRecord):
-        raise ConfigError(f"upserts must be DocumentRecord objects, got {type(doc).__name__}")
+        raise IndexUsageError(f"upserts must be DocumentRecord objects, got {type(doc).__name__}")
     for name in ("doc_id", "source", "content_hash"):
         value = getattr(doc, name)
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"DocumentRecord.{name} must be a non-empty string, got {value!r}")
+            raise IndexUsageError(
+                f"DocumentRecord.{name} must be a non-empty string, got {value!r}"
+            )
     if not isinstance(doc.text, str):
-        raise ConfigError(f"DocumentRecord.text of {doc.doc_id!r} must be a string")
+        raise IndexUsageError(f"DocumentRecord.text of {doc.doc_id!r} must be a string")
 
 
 def _check_chunk(chunk: object, doc_id: str, seen: dict[str, str]) -> None:
     if not isinstance(chunk, ChunkRecord):
-        raise ConfigError(
+        raise IndexUsageError(
             f"chunks of document {doc_id!r} must be ChunkRecord objects, got {type(chunk).__name__}"
         )
     if not isinstance(chunk.chunk_id, str) or not chunk.chunk_id:
-        raise ConfigError(f"a chunk of document {doc_id!r} has an empty or non-string chunk_id")
+        raise IndexUsageError(f"a chunk of document {doc_id!r} has an empty or non-string chunk_id")
     if chunk.chunk_id in seen:
-        raise ConfigError(
+        raise IndexUsageError(
             f"chunk id {chunk.chunk_id!r} is used by documents {seen[chunk.chunk_id]!r} and "
             f"{doc_id!r} in one write; chunk ids must be unique"
         )
     seen[chunk.chunk_id] = doc_id
     for name in ("ordinal", "start", "end"):
         if not _is_int(getattr(chunk, name)):
-            raise ConfigError(
+            raise IndexUsageError(
                 f"chunk {chunk.chunk_id!r}: {name} must be an integer, got {getattr(chunk, name)!r}"
             )
     if chunk.page is not None and not _is_int(chunk.page):
-        raise ConfigError(f"chunk {chunk.chunk_id!r}: page must be an integer or None")
+        raise IndexUsageError(f"chunk {chunk.chunk_id!r}: page must be an integer or None")
     if not isinstance(chunk.text, str):
-        raise ConfigError(f"chunk {chunk.chunk_id!r}: text must be a string")
+        raise IndexUsageError(f"chunk {chunk.chunk_id!r}: text must be a string")
 
 
 def _check_sentence_vectors(chunk: ChunkRecord, doc_id: str, dim: int) -> None:
@@ -646,7 +652,7 @@ def _check_sentence_vectors(chunk: ChunkRecord, doc_id: str, dim: int) -> None:
             f"sentences but sentence vectors of shape {np.shape(vectors)}; expected {want}"
         )
     if not np.all(np.isfinite(vectors)):
-        raise ConfigError(f"chunk {chunk.chunk_id!r} has non-finite sentence vectors")
+        raise IndexUsageError(f"chunk {chunk.chunk_id!r} has non-finite sentence vectors")
 
 
 def _is_int(value: object) -> bool:

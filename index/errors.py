@@ -1,40 +1,29 @@
-"""The project's one error hierarchy. Lives in `index` because `index` imports nothing else
-of the project; `rag.errors` re-exports it."""
+"""The index's own errors. `index` imports nothing else of the project, so these do not derive
+from `rag.errors.RagError`; `rag.errors` re-exports them and `rag.errors.PROJECT_ERRORS` names
+both bases for the places (CLI, HTTP API, UI) that turn any project error into a message."""
 
 from __future__ import annotations
 
 
-class RagError(Exception):
-    """Base of every error the project raises on purpose. The message says what to do."""
+class IndexStoreError(Exception):
+    """Base of every error the index raises on purpose. The message says what to do."""
 
 
-class ConfigError(RagError):
-    """A setting or argument is invalid."""
+class IndexUsageError(IndexStoreError):
+    """A bad argument or record was handed to the index (a date filter, a vector, a path)."""
 
 
-class IndexNotFoundError(ConfigError):
+class IndexNotFoundError(IndexUsageError):
     """There is no index at the given path (and creating one was not asked for)."""
 
 
-class IndexMismatchError(RagError):
+class IndexMismatchError(IndexStoreError):
     """The index on disk was built with other parameters (embedder, dimension, format)."""
 
 
-class IndexCorruptError(RagError):
+class IndexCorruptError(IndexStoreError):
     """The index directory is damaged beyond what can be repaired automatically."""
 
 
-class IndexLockedError(RagError):
+class IndexLockedError(IndexStoreError):
     """Another process is writing to the index."""
-
-
-class IngestError(RagError):
-    """A document could not be read or parsed."""
-
-
-class ModelError(RagError):
-    """A model could not be built or loaded."""
-
-
-class GeneratorError(RagError):
-    """The configured language model could not be reached or gave an unusable response."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .errors import ConfigError, IndexCorruptError, IndexMismatchError
+from .errors import IndexCorruptError, IndexMismatchError, IndexUsageError
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -29,17 +29,19 @@ class IndexSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.embedder_id, str) or not self.embedder_id.strip():
-            raise ConfigError(
+            raise IndexUsageError(
                 f"IndexSpec.embedder_id must be a non-empty string, got {self.embedder_id!r}"
             )
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
-            raise ConfigError(f"IndexSpec.dim must be a positive integer, got {self.dim!r}")
+            raise IndexUsageError(f"IndexSpec.dim must be a positive integer, got {self.dim!r}")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.prompts.items()):
-            raise ConfigError(f"IndexSpec.prompts must map str to str, got {dict(self.prompts)!r}")
+            raise IndexUsageError(
+                f"IndexSpec.prompts must map str to str, got {dict(self.prompts)!r}"
+            )
         try:
             chunking = _canonical(self.chunking)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(
+            raise IndexUsageError(
                 f"IndexSpec.chunking must be JSON-serialisable (str, int, float, bool, lists, "
                 f"dicts), got {dict(self.chunking)!r}: {exc}"
             ) from exc
@@ -74,7 +76,7 @@ class IndexSpec:
                 prompts=dict(embedder.get("prompts", {})),
                 chunking=dict(data.get("chunking", {})),
             )
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        except (KeyError, TypeError, ValueError, IndexUsageError) as exc:
             raise IndexCorruptError(f"the index's recorded spec is malformed ({exc})") from exc
 
 
@@ -101,7 +103,10 @@ def check_spec(path: Path, stored: IndexSpec, requested: IndexSpec) -> None:
     diffs = spec_differences(stored, requested)
     if not diffs:
         return
-    lines = "; ".join(f"{name}: index has {a!r}, settings ask for {b!r}" for name, a, b in diffs)
+    lines = "; ".join(
+        f"{name}: index has {a!r}, settings ask for {b!r}{_keys_differing(a, b)}"
+        for name, a, b in diffs
+    )
     raise IndexMismatchError(
         f"The index at {path} was built with other settings ({lines}). Vectors from different "
         f"settings cannot be mixed: re-index into a new directory (--index NEW_DIR) or set the "
@@ -109,6 +114,34 @@ def check_spec(path: Path, stored: IndexSpec, requested: IndexSpec) -> None:
         + ("" if all(n in _EMBEDDER_FIELDS for n, _, _ in diffs) else " and the other settings")
         + " to match the index."
     )
+
+
+def check_compatible(
+    path: Path,
+    stored: IndexSpec,
+    *,
+    embedder_id: str,
+    chunking: Mapping[str, Any],
+    dim: int | None = None,
+) -> None:
+    """`check_spec` before the embedding model is loaded: the stored spec against the
+    embedder id and chunking the settings name (and the dimension, once it is known)."""
+    requested = IndexSpec(
+        embedder_id=embedder_id,
+        dim=stored.dim if dim is None else dim,
+        normalized=stored.normalized,
+        prompts=stored.prompts,
+        chunking=chunking,
+    )
+    check_spec(path, stored, requested)
+
+
+def _keys_differing(a: Any, b: Any) -> str:
+    """For two dicts: " (key: index X vs settings Y, ...)" naming only the keys that differ."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return ""
+    keys = sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
+    return " (" + ", ".join(f"{k}: index {a.get(k)!r} vs settings {b.get(k)!r}" for k in keys) + ")"
 
 
 _EMBEDDER_FIELDS = frozenset({"embedding model", "dimension", "normalized", "prompts"})

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import atomic, migrations
-from .errors import ConfigError, IndexCorruptError
+from .errors import IndexCorruptError, IndexUsageError
 from .manifest import FORMAT_VERSION, IndexSpec
 from .records import DocumentRecord, PassageEvidence, StoredChunk, WriteResult
 
@@ -443,12 +443,12 @@ class Store:
             out[r] = PassageEvidence(r, vec, tuple(spans.get(r, ())), matrix)
         return out
 
-    def _chunk_conflict(self, chunk_id: str, doc_id: str) -> ConfigError:
+    def _chunk_conflict(self, chunk_id: str, doc_id: str) -> IndexUsageError:
         row = self._conn.execute(
             "SELECT doc_id FROM chunks WHERE chunk_id = ?", (chunk_id,)
         ).fetchone()
         owner = row[0] if row else "?"
-        return ConfigError(
+        return IndexUsageError(
             f"chunk id {chunk_id!r} of document {doc_id!r} is already used by document "
             f"{owner!r}; chunk ids must be unique across the index (derive them from the doc id)"
         )
@@ -522,17 +522,19 @@ def date_bound(value: str, *, end: bool) -> str:
     """
     match = _DATE_RE.match(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise ConfigError(
+        raise IndexUsageError(
             f"date filter {value!r} is not an ISO date; use YYYY, YYYY-MM or YYYY-MM-DD "
             f"(e.g. 2022-06)"
         )
     year, month, day = match.group(1), match.group(2), match.group(3)
     if month is not None and not 1 <= int(month) <= 12:
-        raise ConfigError(f"date filter {value!r} has month {month}; months run 01..12")
+        raise IndexUsageError(f"date filter {value!r} has month {month}; months run 01..12")
     if day is not None:
         last = calendar.monthrange(int(year), int(month))[1]
         if not 1 <= int(day) <= last:
-            raise ConfigError(f"date filter {value!r} has day {day}; that month has {last} days")
+            raise IndexUsageError(
+                f"date filter {value!r} has day {day}; that month has {last} days"
+            )
         return f"{year}-{month}-{day}"
     if month is None:
         return f"{year}-12-31" if end else f"{year}-01-01"
@@ -546,11 +548,11 @@ def _json_list(values: Iterable[str]) -> str:
 
 
 def metadata_json(metadata: Mapping[str, Any], doc_id: str) -> str:
-    """Document metadata as JSON; ConfigError naming the document if it is not serialisable."""
+    """Document metadata as JSON; IndexUsageError naming the document if it is not serialisable."""
     try:
         return json.dumps(dict(metadata), ensure_ascii=False, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(
+        raise IndexUsageError(
             f"metadata of document {doc_id!r} is not JSON-serialisable ({exc}); use str, numbers, "
             f"bools, lists and dicts"
         ) from exc

@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 
 from . import atomic
-from .errors import ConfigError, IndexCorruptError, IndexMismatchError
+from .errors import IndexCorruptError, IndexMismatchError, IndexUsageError
 
 Hits = list[list[tuple[int, float]]]
 
@@ -41,13 +41,13 @@ class VectorIndex(Protocol):
 def as_matrix(vectors: np.ndarray, dim: int, what: str = "query vector") -> np.ndarray:
     """`vectors` as a C-contiguous float32 (n, dim) matrix; accepts one vector of shape (dim,).
 
-    Raises IndexMismatchError naming both dimensions, ConfigError on other bad shapes or NaN/inf.
+    Raises IndexMismatchError naming both dimensions, IndexUsageError on other bad shapes or NaN/inf.
     """
     arr = np.asarray(vectors)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
-        raise ConfigError(
+        raise IndexUsageError(
             f"{what}s must have shape (n, {dim}) or ({dim},), got shape {np.shape(vectors)}"
         )
     if arr.shape[1] != dim:
@@ -56,10 +56,12 @@ def as_matrix(vectors: np.ndarray, dim: int, what: str = "query vector") -> np.n
             f"embedding model the index was built with, or re-index into a new directory"
         )
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise ConfigError(f"{what}s must be real numbers, got dtype {arr.dtype}")
+        raise IndexUsageError(f"{what}s must be real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
-        raise ConfigError(f"{what} contains NaN or infinity; check the embedding model's output")
+        raise IndexUsageError(
+            f"{what} contains NaN or infinity; check the embedding model's output"
+        )
     return arr
 
 
@@ -69,7 +71,9 @@ def as_ids(ids: np.ndarray | list[int] | tuple[int, ...]) -> np.ndarray:
     if arr.size == 0:
         return np.empty(0, dtype=np.int64)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ConfigError(f"ids must be a 1-d array of integers, got shape {arr.shape} {arr.dtype}")
+        raise IndexUsageError(
+            f"ids must be a 1-d array of integers, got shape {arr.shape} {arr.dtype}"
+        )
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
@@ -131,9 +135,11 @@ class FaissFlatIndex:
         if matrix is None:
             return
         if len(matrix) != len(id_arr):
-            raise ConfigError(f"got {len(matrix)} vectors but {len(id_arr)} ids; pass one id each")
+            raise IndexUsageError(
+                f"got {len(matrix)} vectors but {len(id_arr)} ids; pass one id each"
+            )
         if len(np.unique(id_arr)) != len(id_arr):
-            raise ConfigError("ids passed to add() must be unique")
+            raise IndexUsageError("ids passed to add() must be unique")
         self._index.add_with_ids(matrix, id_arr)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -145,7 +151,7 @@ class FaissFlatIndex:
     def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> Hits:
         matrix = as_matrix(queries, self._dim)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+            raise IndexUsageError(f"k must be a positive integer, got {k!r}")
         limit = len(self)
         params = None
         if allowed is not None:

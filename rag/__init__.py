@@ -8,16 +8,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.engine import AddReport, Engine, Filters
+    from rag.engine import Engine
+    from rag.ingest.indexer import AddReport
     from rag.settings import Settings, load_settings
-    from rag.types import Document, Hit
+    from rag.types import Document, Filters, Hit
 
 __all__ = ["AddReport", "Document", "Engine", "Filters", "Hit", "Settings", "load_settings"]
 
 _LAZY = {
     "Engine": "rag.engine",
-    "AddReport": "rag.engine",
-    "Filters": "rag.engine",
+    "AddReport": "rag.ingest.indexer",
+    "Filters": "rag.types",
     "Settings": "rag.settings",
     "load_settings": "rag.settings",
     "Document": "rag.types",

@@ -11,7 +11,7 @@ from typing import Any
 
 from langchain_text_splitters import TextSplitter
 
-from index.errors import ConfigError
+from rag.errors import ConfigError
 from rag.types import Passage
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.errors import ConfigError
+from rag.errors import ConfigError
 from rag.settings import Settings
 from rag.types import Document
 
@@ -170,7 +170,7 @@ def evaluate_retrieval(
         retrievers: dict[str, dict[str, float]] = {}
         ranks: dict[str, list[int | None]] = {}
         for name, mode, rerank in RETRIEVERS:
-            results = engine.search_batch(texts, k=30, mode=mode, rerank=rerank, collapse=False)
+            results = engine.search_batch(texts, k=30, mode=mode, rerank=rerank, dedupe=False)
             ranks[name] = gold_ranks(results, golds)
             retrievers[name] = metrics(ranks[name])
         if misses is not None:

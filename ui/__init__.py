@@ -1,1 +1,2 @@
-"""The chat UI (Gradio) and the HTTP API: not built yet (see the issues)."""
+"""The chat UI (Gradio), the HTTP API (FastAPI) and the `rag serve`/`rag start` commands;
+`ui` imports `rag`, never the other way round."""

@@ -7,7 +7,6 @@ HTML (`ui.render`, which escapes everything from documents). No retrieval logic 
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from index.errors import RagError
 from rag.answer.types import Answer, AnswerDelta, Turn
-from rag.engine import Filters
+from rag.errors import PROJECT_ERRORS
+from rag.export import FORMATS
 from rag.ingest import SUPPORTED_SUFFIXES
+from rag.types import Filters
+from rag.vocabulary import DATE_RE
 from ui import render
 
 if TYPE_CHECKING:
@@ -28,14 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES)
-EXPORT_FORMATS = [
-    ("Markdown", "markdown"),
-    ("JSON", "json"),
-    ("PDF", "pdf"),
-    ("BibTeX", "bibtex"),
-    ("CSL JSON", "csl"),
-]
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+EXPORT_FORMATS = [(spec.label, name) for name, spec in FORMATS.items()]
 _STAGES = {"read": "Reading files", "embed": "Embedding passages"}
 _DOC_COLUMNS = ["Title", "Date", "Source", "Lang", "Passages", "Id"]
 
@@ -247,7 +241,7 @@ class _Handlers:
                     )
                 elif isinstance(item, Answer):
                     final = item
-        except RagError as exc:
+        except PROJECT_ERRORS as exc:
             turns = [*turns, ChatTurn(text, error=str(exc))]
             yield _messages(turns), render.sources(None), turns, None, ""
             return
@@ -281,7 +275,7 @@ class _Handlers:
             answers = [pick or answers[-1]]
         try:
             result = self.service.export(answers, fmt)
-        except RagError as exc:
+        except PROJECT_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
         path = folder / Path(result.filename).name
@@ -293,7 +287,7 @@ class _Handlers:
         """Header counts, the document table and every list of documents, read anew."""
         try:
             info, documents = self.service.info(), self.service.documents()
-        except RagError as exc:
+        except PROJECT_ERRORS as exc:
             log.info("no index to show yet: %s", exc)
             info, documents = {}, []
         rows = [
@@ -331,7 +325,7 @@ class _Handlers:
         progress(0, desc=_STAGES["read"])
         try:
             report = self.service.upload(uploads, on_progress=on_progress).to_json()
-        except RagError as exc:
+        except PROJECT_ERRORS as exc:
             return (render.status([str(exc)], "error"), gr.skip(), *self.refresh())
         lines = [
             (
@@ -356,7 +350,7 @@ class _Handlers:
             raise gr.Error("Pick the documents to remove first (or click their rows).")
         try:
             self.service.remove(doc_ids=list(doc_ids))
-        except RagError as exc:
+        except PROJECT_ERRORS as exc:
             return (render.status([str(exc)], "error"), *self.refresh())
         return (render.status([f"Removed {len(doc_ids)} document(s)."]), *self.refresh())
 
@@ -366,7 +360,7 @@ def _filters(date_from: str, date_to: str, sources: list[str] | None) -> Filters
     dates = []
     for label, value in (("From date", date_from), ("To date", date_to)):
         value = (value or "").strip()
-        if value and not _DATE.match(value):
+        if value and not DATE_RE.match(value):
             raise gr.Error(f"{label} {value!r} is not a date; use 2022, 2022-06 or 2022-06-01.")
         dates.append(value or None)
     filters = Filters(date_from=dates[0], date_to=dates[1], sources=tuple(sources or ()))
@@ -409,7 +403,9 @@ def uploaded_files(paths: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw).resolve()
         if not path.is_relative_to(root) or not path.is_file():
-            log.warning("UI add refused %r: not a file uploaded through the UI (under %s)", raw, root)
+            log.warning(
+                "UI add refused %r: not a file uploaded through the UI (under %s)", raw, root
+            )
             raise gr.Error(
                 "Only files uploaded through this page can be added; choose them with the "
                 "upload box."
@@ -421,7 +417,7 @@ def uploaded_files(paths: list[str]) -> list[Path]:
 def _answer_modes(service: Service) -> list[str]:
     try:
         return list(service.answer_modes())
-    except RagError as exc:
+    except PROJECT_ERRORS as exc:
         log.warning("could not list the answer modes: %s", exc)
         return []
 

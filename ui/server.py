@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, File, Request, UploadFile
@@ -35,16 +35,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from index.errors import (
+from rag.answer.types import Answer, AnswerDelta, Turn
+from rag.errors import (
+    PROJECT_ERRORS,
     ConfigError,
     GeneratorError,
     IndexLockedError,
     IndexNotFoundError,
+    IndexStoreError,
+    IndexUsageError,
     IngestError,
     RagError,
 )
-from rag.answer.types import Answer, AnswerDelta, Turn
-from rag.engine import Filters
+from rag.types import Filters
+from rag.vocabulary import ANSWER_MODES, DATE_PATTERN, EXPORT_FORMATS, RetrievalMode
 from ui.service import (
     DocumentNotFoundError,
     MiB,
@@ -70,7 +74,9 @@ _STATUS: dict[type[BaseException], int] = {
     GeneratorError: 502,
     IngestError: 400,
     ConfigError: 400,
+    IndexUsageError: 400,
     RagError: 500,
+    IndexStoreError: 500,
 }
 
 
@@ -82,7 +88,7 @@ class _Request(BaseModel):
 DateBound = Annotated[
     str,
     Field(
-        pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+        pattern=DATE_PATTERN,
         description="ISO date, partial allowed: 2022, 2022-06, 2022-06-01.",
         examples=["2022-06"],
     ),
@@ -114,7 +120,7 @@ class SearchIn(_Request):
     query: str = Field(min_length=1, max_length=2000, examples=["Was sagte Stoltenberg?"])
     k: int | None = Field(None, ge=1, le=1000, description="Hits to return (default: settings).")
     filters: FiltersIn | None = None
-    mode: Literal["dense", "keyword", "hybrid"] | None = Field(
+    mode: RetrievalMode | None = Field(
         None, description="Retrieval mode (default: the settings', hybrid)."
     )
     rerank: bool | None = Field(None, description="Second-stage reranking (default: settings).")
@@ -130,8 +136,12 @@ class _Conversation(_Request):
     history: list[TurnIn] = Field(
         default_factory=list, max_length=50, description="Earlier turns, oldest first."
     )
+    # A plain string, so an unknown mode is a 400 that lists the modes this server offers.
     mode: str | None = Field(
-        None, max_length=40, description="Answer mode (see GET /api/info: answer_modes)."
+        None,
+        max_length=40,
+        description=f"Answer mode: {' or '.join(ANSWER_MODES)} (GET /api/info: answer_modes).",
+        json_schema_extra={"enum": [*ANSWER_MODES, None]},
     )
 
     def turns(self) -> list[Turn]:
@@ -146,7 +156,10 @@ class ExportIn(_Conversation):
     """Either `answers` (as `POST /api/ask` returned them) or a `question` to answer first."""
 
     format: str = Field(
-        min_length=1, max_length=20, description="markdown, json, pdf, bibtex or csl."
+        min_length=1,
+        max_length=20,
+        description=f"Export format: {', '.join(EXPORT_FORMATS)}.",
+        json_schema_extra={"enum": list(EXPORT_FORMATS)},
     )
     answers: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=200)
     question: str | None = Field(None, min_length=1, max_length=4000)
@@ -313,7 +326,7 @@ def _sse(
         for item in rest:
             yield _event(item)
     except Exception as exc:
-        log.warning("streamed answer failed: %s", exc, exc_info=not isinstance(exc, RagError))
+        log.warning("streamed answer failed: %s", exc, exc_info=not isinstance(exc, PROJECT_ERRORS))
         yield _sse_line("error", _error_body(exc))
     finally:
         rest.close()  # stops the worker early when the client went away
@@ -340,18 +353,20 @@ def _status(exc: BaseException) -> int:
 
 
 def _error_body(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, RagError):
+    if isinstance(exc, PROJECT_ERRORS):
         return {"error": {"type": type(exc).__name__, "message": str(exc)}}
     return {"error": {"type": "InternalError", "message": "internal error; see the server log"}}
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RagError)
-    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+    async def project_error(request: Request, exc: Exception) -> JSONResponse:
         status = _status(exc)
         log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", request.url.path, exc)
         headers = {"Retry-After": "5"} if status == 503 else None
         return JSONResponse(_error_body(exc), status_code=status, headers=headers)
+
+    for base in PROJECT_ERRORS:
+        app.add_exception_handler(base, project_error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,12 +1,10 @@
-"""`Service`: the one thread-safe object that the HTTP API and the Gradio UI share.
+"""`Service`: what the HTTP API and the Gradio UI share: the `Engine` (which is thread-safe
+itself) plus the checks an untrusted client needs: upload names, types and sizes, limits, and
+an empty index's message.
 
-Locking: one re-entrant lock serialises every call into the `Engine`. The Engine is not built
-for concurrent calls (lazy model and reranker loading, the index it creates on the first add,
-a language model that is not re-entrant), and on a machine with few cores running two
-embeddings or generations at once is no faster than running them in turn. What runs outside the
-lock: checking and parsing uploads (PDF extraction can be slow), and handing a streamed answer to
-a client (a worker thread generates under the lock and queues the pieces, so a slow reader never
-holds up other requests).
+Uploads are checked and parsed outside the Engine (PDF extraction can be slow); a streamed
+answer is produced by a worker thread and handed over through a queue, so a slow reader never
+holds the Engine's lock.
 """
 
 from __future__ import annotations
@@ -25,12 +23,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from index import Index, WriteResult
-from index.errors import ConfigError, IndexNotFoundError
 from rag.answer.types import Answer, AnswerDelta, Turn
-from rag.engine import AddReport, Engine, Filters
+from rag.engine import AddReport, Engine
+from rag.errors import ConfigError, IndexNotFoundError
 from rag.ingest import SUPPORTED_SUFFIXES, IngestProblem, read_file
+from rag.ingest.indexer import index_spec
 from rag.ingest.read import supported_list
-from rag.types import Document, Hit
+from rag.types import Document, Filters, Hit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -103,7 +102,6 @@ class Service:
         self.max_total_bytes = max(max_total_bytes, max_upload_bytes)
         self.max_files = max_files
         self.uploads_dir = Path(uploads_dir) if uploads_dir is not None else None
-        self._lock = threading.RLock()
 
     @classmethod
     def open(
@@ -113,8 +111,7 @@ class Service:
         return cls(Engine.open(index_dir, settings), **options)
 
     def close(self) -> None:
-        with self._lock:
-            self.engine.close()
+        self.engine.close()
 
     def __enter__(self) -> Self:
         return self
@@ -132,8 +129,7 @@ class Service:
 
     def warm_up(self) -> None:
         """Load the embedding model now, so the first request does not wait for it."""
-        with self._lock:
-            self.engine.embedder.embed_queries(["warm up"])
+        self.engine.embedder.embed_queries(["warm up"])  # before serving: nothing runs beside it
 
     # ---------------------------------------------------------------------------- read
     def search(
@@ -145,9 +141,8 @@ class Service:
         rerank: bool | None = None,
     ) -> list[Hit]:
         """`Engine.search`: the `k` best passages for `query`."""
-        with self._lock:
-            self._require_index()
-            return self.engine.search(query, k, filters, mode=mode, rerank=rerank)
+        self._require_index()
+        return self.engine.search(query, k, filters, mode=mode, rerank=rerank)
 
     def stages(self, mode: str | None = None, rerank: bool | None = None) -> list[str]:
         """The retrieval stages a search with these options runs (as `rag search --json`)."""
@@ -161,9 +156,8 @@ class Service:
         mode: str | None = None,
     ) -> Answer:
         """`Engine.ask`: an answer with citations."""
-        with self._lock:
-            self._require_index()
-            return self.engine.ask(question, filters, history, mode=mode)
+        self._require_index()
+        return self.engine.ask(question, filters, history, mode=mode)
 
     def ask_stream(
         self,
@@ -174,8 +168,9 @@ class Service:
     ) -> Generator[AnswerDelta | Answer, None, None]:
         """`Engine.ask_stream`: `AnswerDelta`s while the answer is written, the `Answer` last.
 
-        A worker thread runs the engine under the lock and queues what it yields, so the lock
-        is held only while generating, however slowly the caller reads. Closing the iterator
+        A worker thread runs the engine (which holds its lock while it answers) and queues
+        what it yields, so the lock is held only while generating, however slowly the caller
+        reads. Closing the iterator
         early stops the worker at its next piece. An error (bad input included) is raised by
         the first `next()`.
         """
@@ -184,16 +179,15 @@ class Service:
 
         def produce() -> None:
             try:
-                with self._lock:
-                    self._require_index()
-                    stream = self.engine.ask_stream(question, filters, history, mode=mode)
-                    try:
-                        for item in stream:
-                            if stop.is_set():
-                                return
-                            items.put(("item", item))
-                    finally:
-                        stream.close()
+                self._require_index()
+                stream = self.engine.ask_stream(question, filters, history, mode=mode)
+                try:
+                    for item in stream:
+                        if stop.is_set():
+                            return
+                        items.put(("item", item))
+                finally:
+                    stream.close()
             except BaseException as exc:  # noqa: BLE001 - handed to the reader, who raises it
                 items.put(("error", exc))
             else:
@@ -208,15 +202,13 @@ class Service:
 
     def documents(self) -> list[dict[str, Any]]:
         """Every document: doc_id, source, title, date, language, n_chunks. [] before any add."""
-        with self._lock:
-            if not self.has_index():
-                return []
-            return self.engine.documents()
+        if not self.has_index():
+            return []
+        return self.engine.documents()
 
     def info(self) -> dict[str, Any]:
         """The index summary (`Engine.info`), the answer modes and the upload limits."""
-        with self._lock:
-            index = self.engine.info() if self.has_index() else _empty_index_info(self.engine)
+        index = self.engine.info() if self.has_index() else _empty_index_info(self.engine)
         return {
             "index": index,
             "answer_modes": self.answer_modes(),
@@ -236,8 +228,7 @@ class Service:
     # --------------------------------------------------------------------------- write
     def add(self, paths: Sequence[str | Path], on_progress: Progress | None = None) -> AddReport:
         """`Engine.add`: files and folders on the server's own disk (for `rag serve --seed`)."""
-        with self._lock:
-            return self.engine.add(paths, on_progress=on_progress)
+        return self.engine.add(paths, on_progress=on_progress)
 
     def upload(
         self, files: Sequence[tuple[str, bytes]], on_progress: Progress | None = None
@@ -261,8 +252,7 @@ class Service:
                 problems.extend(batch.problems)
                 if on_progress:
                     on_progress("read", i + 1, len(uploads))
-        with self._lock:
-            report = self.engine.add_documents(documents, on_progress=on_progress)
+        report = self.engine.add_documents(documents, on_progress=on_progress)
         return replace(
             report,
             files=len(uploads),
@@ -315,10 +305,9 @@ class Service:
 
     def remove(self, doc_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> WriteResult:
         """`Engine.remove`: documents by id or source; unknown ones are ignored."""
-        with self._lock:
-            if not self.has_index():
-                return WriteResult()
-            return self.engine.remove(list(doc_ids), list(sources))
+        if not self.has_index():
+            return WriteResult()
+        return self.engine.remove(list(doc_ids), list(sources))
 
     def remove_document(self, doc_id: str) -> WriteResult:
         """Remove one document; `DocumentNotFoundError` when no document has that id."""
@@ -334,13 +323,12 @@ class Service:
         """The answers as a file (markdown, json, pdf, bibtex, csl: see `rag.export`).
 
         An item may be an `Answer` or its JSON (`Answer.to_json()`, as `POST /api/ask` gives).
-        Only reading the index's context holds the lock; rendering (a PDF) does not.
         """
-        from rag.export import export_answers
+        from rag.export import ExportContext, export_answers
 
-        with self._lock:
-            context = self.engine.export_context()
-        return export_answers(answers, fmt, context)
+        return export_answers(
+            answers, fmt, ExportContext.of_index(self.engine.path, self.engine.embedder.id)
+        )
 
     def _require_index(self) -> None:
         if not self.has_index():
@@ -412,5 +400,5 @@ def _empty_index_info(engine: Engine) -> dict[str, Any]:
         "path": str(engine.path),
         "exists": False,
         "counts": {"documents": 0, "chunks": 0},
-        "spec": engine.spec().to_json(),
+        "spec": index_spec(engine.settings, engine.embedder).to_json(),
     }

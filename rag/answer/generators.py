@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from index.errors import ConfigError, GeneratorError
+from rag.errors import ConfigError, GeneratorError
 
 if TYPE_CHECKING:
     from rag.settings import GenerationSettings

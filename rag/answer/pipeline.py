@@ -1,7 +1,9 @@
-"""Answering: retrieved passages -> a quote-exact or written answer -> support check -> `Answer`.
+"""Answering, whole: question -> language and standalone question -> retrieval -> a
+quote-exact or written answer -> support check -> `Answer`.
 
 `Answerer.stream` yields `AnswerDelta`s while the answer is produced and ends with the `Answer`.
-The Engine owns an Answerer; nothing here loads a model by itself.
+The Engine keeps one Answerer; the configured language model is loaded on the first question
+that needs it.
 """
 
 from __future__ import annotations
@@ -14,22 +16,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index import PassageEvidence
-from index.errors import ConfigError
 from rag.answer import prompts
 from rag.answer.citations import parse_answer
 from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
 from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Turn
+from rag.errors import ConfigError
 from rag.ingest.language import identifier
-from rag.types import Hit
+from rag.types import Filters, Hit
+from rag.vocabulary import ANSWER_MODES, AnswerMode
 
 if TYPE_CHECKING:
     from rag.answer.generators import Generator
     from rag.embedders import Embedder
     from rag.retrieval.analysis import Analyzer
+    from rag.retrieval.pipeline import Retriever
     from rag.settings import GenerationSettings
-
-MODES = ("quote", "generate")
 
 
 # "was" is English too ("What was ..."); these cue words are not.
@@ -118,17 +120,29 @@ def _usable_rewrite(line: str, question: str) -> bool:
 
 
 # --------------------------------------------------------------------------- answering
+def final_answer(stream: Iterator[AnswerDelta | Answer]) -> Answer:
+    """The `Answer` at the end of an answer stream (the deltas before it are dropped)."""
+    for event in stream:
+        if isinstance(event, Answer):
+            return event
+    raise AssertionError("the answer stream ended without an answer")  # pragma: no cover
+
+
 @dataclass
 class Context:
-    """What one question retrieved: the hits and their stored evidence."""
+    """What one question retrieved: the hits, each with its stored evidence."""
 
     question: str
     standalone: str
     language: str
     hits: list[Hit]
-    evidence: dict[int, PassageEvidence]
     query_vector: np.ndarray
     retrieval: dict[str, Any]
+
+    @property
+    def evidence(self) -> dict[int, PassageEvidence]:
+        """Row id -> evidence of the hits that carry it."""
+        return {h.row_id: h.evidence for h in self.hits if h.evidence is not None}
 
     def answer(
         self,
@@ -158,6 +172,8 @@ class Context:
 
 
 class Answerer:
+    """Answers questions from what `retriever` finds, in quote or generate mode."""
+
     def __init__(
         self,
         settings: GenerationSettings,
@@ -165,10 +181,61 @@ class Answerer:
         analyzer: Analyzer,
         generator: Generator | None = None,
         weights: QuoteWeights | None = None,
+        *,
+        retriever: Retriever | None = None,
     ) -> None:
         self.settings, self.embedder, self.analyzer = settings, embedder, analyzer
         self.generator = generator
         self.weights = weights or QuoteWeights()
+        self.retriever = retriever
+
+    def stream(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        history: Sequence[Turn] | None = None,
+        mode: AnswerMode | None = None,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """`AnswerDelta`s of text while the answer is produced, then the `Answer`."""
+        if not question or not question.strip():
+            raise ConfigError("the question is empty; ask something about your documents")
+        mode = mode or self.settings.mode
+        if mode not in ANSWER_MODES:
+            raise ConfigError(f"unknown answer mode {mode!r}; valid: {', '.join(ANSWER_MODES)}")
+        if self.retriever is None:
+            raise ConfigError("this Answerer has no retriever; build it with retriever=...")
+        if (
+            self.generator is None
+            and self.settings.configured()
+            and (mode == "generate" or history)
+        ):
+            from rag.answer.generators import create_generator
+
+            self.generator = create_generator(self.settings)
+        language = question_language(question)
+        standalone = self.standalone(question, list(history or ()), language)
+        plan = self.retriever.plan()
+        # One embedding of the question serves retrieval and sentence scoring.
+        query_vectors = self.embedder.embed_queries([standalone])
+        hits = self.retriever.search(
+            [standalone],
+            self.settings.passages,
+            filters,
+            plan,
+            query_vectors=query_vectors,
+            with_evidence=True,
+        )[0]
+        retrieval = {
+            "k": self.settings.passages,
+            "stages": plan.stages(),
+            "filters": filters.to_json() if filters is not None else None,
+            "embedder": self.embedder.id,
+        }
+        ctx = Context(question, standalone, language, hits, query_vectors[0], retrieval)
+        if mode == "generate":
+            yield from self.generate(ctx)
+        else:
+            yield from self.quote(ctx)
 
     def standalone(self, question: str, history: Sequence[Turn], language: str) -> str:
         """The question rewritten to stand alone (unchanged without history)."""
@@ -283,7 +350,7 @@ class Answerer:
         self, n: int, ctx: Context, parsed: Sequence[Any], vectors: np.ndarray
     ) -> Citation:
         hit = ctx.hits[n - 1]
-        ev = ctx.evidence.get(hit.row_id)
+        ev = hit.evidence
         users = [i for i, p in enumerate(parsed) if n in p.citations]
         start, end = hit.start, hit.end
         if ev is not None and ev.sentence_spans and users:
@@ -325,7 +392,7 @@ class Answerer:
                 vector = self.embedder.embed_passages([text])[0]
             similarity = 0.0
             for h in hits:
-                ev = ctx.evidence.get(h.row_id)
+                ev = h.evidence
                 if ev is None:
                     continue
                 # Sentence against sentences (calibrated that way); the passage vector only
@@ -345,6 +412,7 @@ class Answerer:
 def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
     quote = hit.text[start - hit.start : end - hit.start]
     return Citation(
+        url=hit.url,
         n=n,
         chunk_id=hit.chunk_id,
         doc_id=hit.doc_id,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from index.errors import ConfigError
+from rag.errors import ConfigError
 
 if TYPE_CHECKING:
     from rag.settings import EmbeddingSettings

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from index.atomic import fsync_tree
-from index.errors import ModelError
+from rag.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.atomic import fsync_tree
-from index.errors import ModelError
 from rag.embedders.sentence_transformers import (
     _PROGRESS_MIN,
     SentenceTransformerEmbedder,
     _load_sentence_transformer,
 )
+from rag.errors import ModelError
 
 if TYPE_CHECKING:
     from rag.settings import EmbeddingSettings

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.errors import ModelError
+from rag.errors import ModelError
 from rag.embedders import e5_build, precision
 from rag.settings import DEFAULT_MODEL
 

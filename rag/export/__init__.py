@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from index.errors import ConfigError
 from rag.answer.types import Answer
+from rag.errors import ConfigError
 from rag.export import bibliography, markdown, pdf
 from rag.export.answer_json import (
     EXPORT_VERSION,
@@ -27,6 +27,7 @@ from rag.export.answer_json import (
 )
 from rag.export.render import ascii_slug
 from rag.export.types import Export, ExportContext, parse_timestamp
+from rag.vocabulary import ExportFormat
 
 __all__ = [
     "EXPORT_VERSION",
@@ -44,6 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class _Format:
+    label: str
+    """The format's name as shown to people (the UI's menu)."""
     render: Callable[[Sequence[Answer], ExportContext], bytes]
     media_type: str
     extension: str
@@ -59,24 +62,26 @@ def _json(answers: Sequence[Answer], context: ExportContext) -> str:
     return json.dumps(export_document(answers, context), ensure_ascii=False, indent=2) + "\n"
 
 
-FORMATS: Mapping[str, _Format] = {
-    "markdown": _Format(_utf8(markdown.render), "text/markdown; charset=utf-8", "md"),
-    "json": _Format(_utf8(_json), "application/json", "json"),
-    "pdf": _Format(pdf.render, "application/pdf", "pdf"),
+FORMATS: Mapping[ExportFormat, _Format] = {
+    "markdown": _Format("Markdown", _utf8(markdown.render), "text/markdown; charset=utf-8", "md"),
+    "json": _Format("JSON", _utf8(_json), "application/json", "json"),
+    "pdf": _Format("PDF", pdf.render, "application/pdf", "pdf"),
     "bibtex": _Format(
+        "BibTeX",
         _utf8(lambda answers, _: bibliography.bibtex(answers)),
         "application/x-bibtex; charset=utf-8",
         "bib",
         "-sources",
     ),
     "csl": _Format(
+        "CSL JSON",
         _utf8(lambda answers, _: bibliography.csl_json(answers)),
         "application/vnd.citationstyles.csl+json",
         "csl.json",
         "-sources",
     ),
 }
-"""Export format name -> writer, media type and file extension."""
+"""Export format (`rag.vocabulary.ExportFormat`) -> label, writer, media type, extension."""
 
 _ALIASES = {"md": "markdown", "bib": "bibtex", "csl-json": "csl", "csljson": "csl"}
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from index.errors import ConfigError
 from rag.answer.types import SCHEMA_VERSION, Answer, AnswerSentence, Citation
+from rag.errors import ConfigError
 from rag.export.types import ExportContext
 from rag.types import DuplicateSource, Hit
 

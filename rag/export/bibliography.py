@@ -16,8 +16,8 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from index.errors import ConfigError
 from rag.answer.types import Answer
+from rag.errors import ConfigError
 from rag.export.render import ascii_slug
 
 NOTE = "newsrag source: {source}"

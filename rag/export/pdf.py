@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.errors import ConfigError
 from rag.answer.types import Answer
+from rag.errors import ConfigError
 from rag.export.render import (
     WARNING_SIGN,
     answer_lines,

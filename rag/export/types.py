@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
-from index.errors import ConfigError
+from rag.errors import ConfigError
 
 
 def utc_now() -> str:
@@ -38,6 +40,13 @@ class ExportContext:
     embedder: str | None = None
     created_at: str = field(default_factory=utc_now)
     index_path: str | None = None
+
+    @classmethod
+    def of_index(cls, path: Path, embedder: str) -> ExportContext:
+        """The context of answers made now from the index at `path` with `embedder`."""
+        manifest = Path(path) / "manifest.json"
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+        return cls(index_manifest_sha256=digest, embedder=embedder, index_path=str(path))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from index.errors import IngestError
+from rag.errors import IngestError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from index.errors import IngestError
+from rag.errors import IngestError
 from rag.ingest.decode import decode_utf8, normalise_newlines
 from rag.ingest.metadata import Extracted, clean_field, normalise_date
 

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from index.errors import IngestError
+from rag.errors import IngestError
 from rag.ingest.batch import IngestProblem
 from rag.ingest.decode import check_not_empty, normalise_newlines
 from rag.ingest.metadata import Extracted, clean_field, line_doc_id, normalise_date, to_document

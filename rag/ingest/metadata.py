@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from index.errors import IngestError
 from rag.chunking import split_sentences
+from rag.errors import IngestError
 from rag.ingest.language import detect_language
 from rag.types import Document
 

@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from index.errors import IngestError
+from rag.errors import IngestError
 from rag.ingest.decode import check_not_empty, normalise_newlines
 from rag.ingest.metadata import Extracted, clean_field, normalise_date
 

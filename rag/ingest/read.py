@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from index.errors import IngestError
+from rag.errors import IngestError
 from rag.ingest.batch import FileBatch, IngestProblem
 from rag.ingest.html import parse_html
 from rag.ingest.jsonl import parse_jsonl

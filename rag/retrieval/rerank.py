@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from index import PassageEvidence
-from index.errors import ConfigError, ModelError
+from rag.errors import ConfigError, ModelError
 from rag.retrieval.fusion import Candidate, ranked
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from index import FORMAT_VERSION, DocumentRecord, Index, IndexSpec
-from index.errors import ConfigError, IndexMismatchError, IndexNotFoundError, RagError
+from index.errors import IndexMismatchError, IndexNotFoundError, IndexStoreError, IndexUsageError
 
 
 def test_create_then_reopen_keeps_documents(
@@ -63,7 +63,7 @@ def test_create_in_an_existing_empty_directory(index_dir: Path, spec: IndexSpec)
 
 
 def test_create_needs_a_spec(index_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="needs an IndexSpec"):
+    with pytest.raises(IndexUsageError, match="needs an IndexSpec"):
         Index.open(index_dir, create=True)
 
 
@@ -158,7 +158,7 @@ def test_directory_that_is_not_an_index(tmp_path: Path, spec: IndexSpec) -> None
     docs.mkdir()
     (docs / "a.txt").write_text("Ein Artikel.")
     for create in (False, True):
-        with pytest.raises(ConfigError, match=r"is not a newsrag index.*a\.txt") as err:
+        with pytest.raises(IndexUsageError, match=r"is not a newsrag index.*a\.txt") as err:
             Index.open(docs, spec, create=create)
         assert "new or empty directory" in str(err.value)
     assert [p.name for p in docs.iterdir()] == ["a.txt"]
@@ -166,7 +166,7 @@ def test_directory_that_is_not_an_index(tmp_path: Path, spec: IndexSpec) -> None
 
 def test_file_instead_of_directory(tmp_path: Path, spec: IndexSpec) -> None:
     (tmp_path / "f").write_text("x")
-    with pytest.raises(ConfigError, match="is a file, not an index directory"):
+    with pytest.raises(IndexUsageError, match="is a file, not an index directory"):
         Index.open(tmp_path / "f", spec, create=True)
 
 
@@ -177,7 +177,7 @@ def test_missing_index_says_how_to_build_one(tmp_path: Path, spec: IndexSpec) ->
     assert str(err.value) == (
         f"No index at {missing}. Run `rag index PATH --index {missing}` first to build one."
     )
-    assert isinstance(err.value, RagError)
+    assert isinstance(err.value, IndexStoreError)
     assert not missing.exists()
 
 
@@ -205,14 +205,14 @@ def test_closed_index_says_so(new_index: Callable[[], Index]) -> None:
     ix = new_index()
     ix.close()
     ix.close()
-    with pytest.raises(ConfigError, match="is closed"):
+    with pytest.raises(IndexUsageError, match="is closed"):
         ix.documents()
 
 
 def test_bad_spec_values() -> None:
-    with pytest.raises(ConfigError, match="dim must be a positive integer"):
+    with pytest.raises(IndexUsageError, match="dim must be a positive integer"):
         IndexSpec("m", 0)
-    with pytest.raises(ConfigError, match="embedder_id"):
+    with pytest.raises(IndexUsageError, match="embedder_id"):
         IndexSpec("", 8)
-    with pytest.raises(ConfigError, match="JSON-serialisable"):
+    with pytest.raises(IndexUsageError, match="JSON-serialisable"):
         IndexSpec("m", 8, chunking={"f": object()})

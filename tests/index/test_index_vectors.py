@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index import FaissFlatIndex, VectorIndex
-from index.errors import ConfigError, IndexCorruptError, IndexMismatchError
+from index.errors import IndexCorruptError, IndexMismatchError, IndexUsageError
 
 DIM = 16
 N = 200
@@ -113,12 +113,12 @@ class VectorIndexConformance:
         assert index.search(unit_vectors(1).astype(np.float64), 1)[0][0][0] == 1
         bad = unit_vectors(1)
         bad[0, 3] = np.nan
-        with pytest.raises(ConfigError, match="NaN"):
+        with pytest.raises(IndexUsageError, match="NaN"):
             index.search(bad, 1)
 
     def test_bad_k(self, filled: tuple[VectorIndex, np.ndarray]) -> None:
         index, vectors = filled
-        with pytest.raises(ConfigError, match="k must be a positive integer"):
+        with pytest.raises(IndexUsageError, match="k must be a positive integer"):
             index.search(vectors[0], 0)
 
 

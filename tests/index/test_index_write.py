@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from index import DocumentRecord, Index, IndexSpec, WriteResult
-from index.errors import ConfigError, IndexMismatchError
+from index.errors import IndexMismatchError, IndexUsageError
 
 Doc = Callable[..., DocumentRecord]
 Vec = Callable[[str], np.ndarray]
@@ -171,11 +171,11 @@ def test_date_filter_with_partial_dates(
 
 def test_bad_date_filter_says_the_format(new_index: Callable[[], Index]) -> None:
     ix = new_index()
-    with pytest.raises(ConfigError, match="use YYYY, YYYY-MM or YYYY-MM-DD"):
+    with pytest.raises(IndexUsageError, match="use YYYY, YYYY-MM or YYYY-MM-DD"):
         ix.chunk_row_ids(date_from="June 2022")
-    with pytest.raises(ConfigError, match="month 13"):
+    with pytest.raises(IndexUsageError, match="month 13"):
         ix.chunk_row_ids(date_to="2022-13")
-    with pytest.raises(ConfigError, match="that month has 28 days"):
+    with pytest.raises(IndexUsageError, match="that month has 28 days"):
         ix.chunk_row_ids(date_to="2022-02-30")
 
 
@@ -221,7 +221,7 @@ def test_vectors_are_converted_and_checked(new_index: Callable[[], Index], doc: 
     assert ix.write([as_float64]).added == 1
     nan = good.chunks[0].vector.copy()
     nan[0] = np.nan
-    with pytest.raises(ConfigError, match="NaN or infinity"):
+    with pytest.raises(IndexUsageError, match="NaN or infinity"):
         ix.write([dataclasses.replace(doc("b", ["x"]),
                                       chunks=(dataclasses.replace(good.chunks[0], vector=nan),))])  # fmt: skip
     long = dataclasses.replace(good.chunks[0], chunk_id="c#0", vector=good.chunks[0].vector * 3)
@@ -242,14 +242,14 @@ def test_unnormalized_index_accepts_any_length(
 
 def test_batch_input_errors(new_index: Callable[[], Index], doc: Doc) -> None:
     ix = new_index()
-    with pytest.raises(ConfigError, match="appears twice"):
+    with pytest.raises(IndexUsageError, match="appears twice"):
         ix.write([doc("a", ["x"]), doc("a", ["y"])])
-    with pytest.raises(ConfigError, match="both upserted and removed"):
+    with pytest.raises(IndexUsageError, match="both upserted and removed"):
         ix.write([doc("a", ["x"])], removals=["a"])
-    with pytest.raises(ConfigError, match=r"pass \['a'\]"):
+    with pytest.raises(IndexUsageError, match=r"pass \['a'\]"):
         ix.write(removals="a")
     clash = dataclasses.replace(doc("b", ["y"]), chunks=doc("a", ["x"]).chunks)
-    with pytest.raises(ConfigError, match="chunk ids must be unique"):
+    with pytest.raises(IndexUsageError, match="chunk ids must be unique"):
         ix.write([doc("a", ["x"]), clash])
     assert ix.documents() == []
 
@@ -260,7 +260,9 @@ def test_chunk_id_taken_by_another_document_rolls_back(
     ix = new_index()
     ix.write([doc("a", ["x"])])
     thief = dataclasses.replace(doc("b", ["y"]), chunks=doc("a", ["y"]).chunks)
-    with pytest.raises(ConfigError, match="'a#0' of document 'b' is already used by document 'a'"):
+    with pytest.raises(
+        IndexUsageError, match="'a#0' of document 'b' is already used by document 'a'"
+    ):
         ix.write([doc("c", ["z"]), thief])
     assert [d["doc_id"] for d in ix.documents()] == ["a"]
     assert ix.info()["generation"] == 1

@@ -11,7 +11,7 @@ from rag.retrieval.analysis import Analyzer, compound_parts
 from rag.retrieval.fusion import Candidate, collapse, rrf
 from rag.types import Document
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
 
 # --------------------------------------------------------------------------- analysis
@@ -163,7 +163,7 @@ def test_same_wire_story_in_two_outlets_is_one_hit(tmp_path, settings, embedder)
             "Was sagte Stoltenberg zur Ostflanke?", k=3, mode="hybrid", rerank=True
         )
         assert len(plain) == 2  # only two distinct stories exist
-        undeduped = engine.search_batch(["Stoltenberg Ostflanke"], k=3, collapse=False)[0]
+        undeduped = engine.search_batch(["Stoltenberg Ostflanke"], k=3, dedupe=False)[0]
         assert {h.doc_id for h in undeduped} == {"a", "b", "c"}
 
 
@@ -185,11 +185,11 @@ def test_cross_encoder_from_disk_is_used(tmp_path, settings, embedder):
         engine.add([str(SEEDS)])
         hits = engine.search("Stoltenberg", k=3)
         assert len(hits) == 3
-        assert engine._get_reranker().id == f"cross-encoder:{ce_dir}"
+        assert engine._retrieval().reranker().id == f"cross-encoder:{ce_dir}"
 
 
 def test_cross_encoder_path_that_is_not_a_directory_is_a_clear_error(tmp_path, settings):
-    from index.errors import ConfigError
+    from rag.errors import ConfigError
     from rag.retrieval.rerank import create_reranker
 
     bad = settings.retrieval.model_copy(update={"cross_encoder": str(tmp_path / "nope")})
@@ -222,7 +222,7 @@ def test_langchain_retriever_returns_passages_with_citation_metadata(tmp_path, s
     from rag.retrieval.langchain import EngineRetriever
 
     with Engine.open(tmp_path / "idx", settings, embedder=embedder) as engine:
-        engine.add([Path(__file__).resolve().parents[1] / "seeds"])
+        engine.add([Path(__file__).resolve().parents[2] / "seeds"])
         retriever = EngineRetriever(engine=engine, k=3)
         docs = retriever.invoke("Wen trifft Wendy Sherman in Genf?")
         dated = EngineRetriever(engine=engine, k=3, filters=Filters(date_from="2023"))

@@ -14,7 +14,7 @@ import pytest
 from rag.chunking import chunk_text, count_words
 from rag.ingest import SUPPORTED_SUFFIXES, FileBatch, discover, read_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 SEED_NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
 

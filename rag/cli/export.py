@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from index.errors import ConfigError
-from rag.export import FORMATS, Export, answer_from_json, answers_from_json, export_answers
+from rag.cli import _engine
+from rag.cli.options import index_dir_option
+from rag.errors import ConfigError
+from rag.vocabulary import ANSWER_MODES, EXPORT_FORMATS, AnswerMode, ExportFormat
+
+if TYPE_CHECKING:
+    from rag.answer.types import Answer
+    from rag.export import Export
 
 
 @click.command("export")
@@ -27,7 +33,7 @@ from rag.export import FORMATS, Export, answer_from_json, answers_from_json, exp
     "--format",
     "-f",
     "fmt",
-    type=click.Choice(list(FORMATS), case_sensitive=False),
+    type=click.Choice(EXPORT_FORMATS, case_sensitive=False),
     required=True,
     help="markdown, json (versioned schema), pdf, bibtex or csl (CSL-JSON of the cited sources).",
 )
@@ -37,25 +43,21 @@ from rag.export import FORMATS, Export, answer_from_json, answers_from_json, exp
     type=click.Path(allow_dash=True, path_type=Path),
     help="File to write, or a folder for the default file name (default: standard output).",
 )
-@click.option(
-    "--index",
-    "index_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RAG_INDEX_DIR",
-    help="Index to ask QUESTION against (default: the per-user data dir, or $RAG_INDEX_DIR).",
+@index_dir_option(
+    "Index to ask QUESTION against (default: the per-user data dir, or $RAG_INDEX_DIR)."
 )
 @click.option(
     "--mode",
-    type=click.Choice(["quote", "generate"]),
+    type=click.Choice(ANSWER_MODES),
     help="How to answer QUESTION: quote = verbatim source sentences; generate = the model.",
 )
 def export_cmd(
     question: str | None,
     from_json: Path | None,
-    fmt: str,
+    fmt: ExportFormat,
     output: Path | None,
     index_dir: Path | None,
-    mode: str | None,
+    mode: AnswerMode | None,
 ) -> None:
     """Export answers with their cited quotes and sources.
 
@@ -65,6 +67,8 @@ def export_cmd(
     rag export --from-json answers.jsonl --format bibtex -o sources.bib
     rag export "Wer regiert in Berlin?" --format markdown
     """
+    from rag.export import export_answers
+
     if (question is None) == (from_json is None):
         raise ConfigError("give either a QUESTION to ask or --from-json FILE (not both)")
     if from_json is not None:
@@ -74,17 +78,18 @@ def export_cmd(
     _write(exported, output)
 
 
-def _ask_and_export(question: str, index_dir: Path | None, fmt: str, mode: str | None) -> Export:
-    from rag.engine import Engine
+def _ask_and_export(
+    question: str, index_dir: Path | None, fmt: ExportFormat, mode: AnswerMode | None
+) -> Export:
+    with _engine(index_dir) as engine:
+        return engine.export(engine.ask(question, mode=mode), fmt)
 
-    with Engine.open(index_dir) as engine:
-        answer = engine.ask(question, mode=mode)
-        return export_answers([answer], fmt, engine.export_context())
 
-
-def read_answers(path: Path) -> list[Any]:
+def read_answers(path: Path) -> list[Answer]:
     """Answers from a JSON file (one answer, a list, or an export) or JSONL, one per line;
     errors name the file (and line)."""
+    from rag.export import answers_from_json
+
     name = "<stdin>" if str(path) == "-" else str(path)
     text = _read_text(path, name)
     if not text.strip():
@@ -99,7 +104,9 @@ def read_answers(path: Path) -> list[Any]:
         raise ConfigError(f"{name}: {exc}") from None
 
 
-def _read_jsonl(text: str, name: str) -> list[Any]:
+def _read_jsonl(text: str, name: str) -> list[Answer]:
+    from rag.export import answer_from_json
+
     answers = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

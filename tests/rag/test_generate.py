@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from llm_server import Reply, bad_server, free_port, gguf_path, llama_server
 
 from rag.answer import prompts
 from rag.answer.citations import parse_answer
@@ -27,7 +26,9 @@ from rag.engine import Engine
 from rag.errors import GeneratorError
 from rag.settings import load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+from .llm_server import Reply, bad_server, free_port, gguf_path, llama_server
+
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 
 MAX_TOKENS = 64  # a short answer: Gemma writes ~43 tokens/s on a free core, ~5 on a busy one

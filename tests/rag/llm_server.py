@@ -163,6 +163,6 @@ def bad_server(reply: Reply) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-if __name__ == "__main__":  # a manual check: python tests/llm_server.py
+if __name__ == "__main__":  # a manual check: python tests/rag/llm_server.py
     with llama_server(gguf_path(), Path(os.devnull)) as srv:
         print(srv)

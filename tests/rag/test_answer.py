@@ -1,5 +1,5 @@
 """Quote-exact answers over the seeds with the real model, the support check's fact rules,
-follow-up handling and the question language. The generative path: tests/test_generate.py."""
+follow-up handling and the question language. The generative path: tests/rag/test_generate.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rag.answer.support import SourceFacts, fact_problems, facts
 from rag.answer.types import Answer, AnswerDelta, Turn
 from rag.engine import Engine, Filters
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 QUESTIONS = [
     json.loads(line)

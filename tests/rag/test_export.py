@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from index.errors import ConfigError
 from rag.answer.types import Answer, AnswerSentence, Citation
+from rag.errors import ConfigError
 from rag.export import (
     FORMATS,
     Export,
@@ -540,8 +540,8 @@ def test_cli_asks_and_exports_with_the_index_context(tmp_path, monkeypatch):
             asked.append((question, mode))
             return HEATING
 
-        def export_context(self):
-            return CONTEXT
+        def export(self, answers, fmt):
+            return export_answers(answers, fmt, CONTEXT)
 
     monkeypatch.setattr(rag.engine.Engine, "open", classmethod(lambda cls, path=None: StandIn()))
     out = tmp_path / "antwort.json"
@@ -574,3 +574,10 @@ def test_cli_errors_are_one_clean_line(tmp_path):
 
     result = run("Frage?", "--from-json", str(incomplete), "-f", "json")
     assert result.exit_code == 1 and "not both" in result.stderr
+
+
+def test_the_export_formats_are_the_vocabulary():
+    from rag.export import FORMATS
+    from rag.vocabulary import EXPORT_FORMATS
+
+    assert tuple(FORMATS) == EXPORT_FORMATS

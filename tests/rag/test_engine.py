@@ -3,6 +3,7 @@ removals, mismatched indexes and unreadable files, as a user of the Python API s
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from rag.engine import Engine, Filters
 from rag.errors import ConfigError, IndexMismatchError, RagError
 from rag.types import Document, Hit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 SEED_NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
 
@@ -479,3 +480,82 @@ def test_search_after_close_says_the_engine_is_closed(seeded_dir, tmp_path, sett
     with pytest.raises(RagError, match="was closed; open it again") as info:
         engine.search("Verhandlungen", k=1)
     assert "no index" not in str(info.value)
+
+
+# --- one read per question; citations carry the document's URL ----------------------------------
+
+
+class _CountingIndex:
+    """Wraps an index and records every row id asked of `chunks` and `evidence`."""
+
+    def __init__(self, index) -> None:
+        self._index = index
+        self.chunk_rows: list[int] = []
+        self.evidence_rows: list[int] = []
+
+    def chunks(self, row_ids):
+        self.chunk_rows.extend(row_ids)
+        return self._index.chunks(row_ids)
+
+    def evidence(self, row_ids):
+        self.evidence_rows.extend(row_ids)
+        return self._index.evidence(row_ids)
+
+    def __getattr__(self, name):
+        return getattr(self._index, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_one_ask_reads_each_passage_and_its_evidence_once(seeded_dir, settings, embedder, mode):
+    retrieval = settings.retrieval.model_copy(update={"mode": mode})
+    local = settings.model_copy(update={"retrieval": retrieval})
+    with Engine.open(seeded_dir, local, embedder=embedder) as engine:
+        counting = _CountingIndex(engine._readable_index())
+        engine._index = counting
+        answer = engine.ask("Wie viel ist das neue Hilfspaket von Joe Biden wert?")
+    assert answer.answerable and answer.passages
+    assert counting.chunk_rows and counting.evidence_rows
+    assert len(counting.chunk_rows) == len(set(counting.chunk_rows)), counting.chunk_rows
+    assert len(counting.evidence_rows) == len(set(counting.evidence_rows)), counting.evidence_rows
+    # Every passage of the answer came with its evidence, read in the same search.
+    assert all(h.evidence is not None for h in answer.passages)
+
+
+@pytest.mark.slow
+def test_citations_carry_the_documents_url(tmp_path, settings, embedder):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        json.dumps(
+            {
+                "id": "seilbahn-1",
+                "title": "Bielefeld baut eine Seilbahn",
+                "date": "2024-03-04",
+                "url": "https://example.org/bielefeld/seilbahn",
+                "text": "Der Stadtrat von Bielefeld beschloss am Montag den Bau einer Seilbahn "
+                "vom Hauptbahnhof zur Universität. Die Bahn soll 2027 fahren und 40 Millionen "
+                "Euro kosten.",
+            },
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    page = tmp_path / "torwart.html"
+    page.write_text(
+        "<html><head><title>Arminia verpflichtet Torwart</title>"
+        '<link rel="canonical" href="https://example.org/sport/arminia-torwart">'
+        '<meta property="article:published_time" content="2024-05-02"></head><body><article>'
+        "<h1>Arminia verpflichtet Torwart</h1><p>Der Fußballverein Arminia Bielefeld hat den "
+        "Torwart Jonas Keller vom SC Paderborn verpflichtet. Er unterschrieb einen Vertrag bis "
+        "2026. Keller spielte zuvor acht Jahre in Paderborn und gilt als stark auf der Linie."
+        "</p></article></body></html>",
+        encoding="utf-8",
+    )
+    with Engine.open(tmp_path / "idx", settings, embedder=embedder) as engine:
+        assert engine.add([feed, page]).added == 2
+        cable = engine.ask("Wie viel soll die Seilbahn in Bielefeld kosten?")
+        keeper = engine.ask("Von welchem Verein kommt der Torwart Jonas Keller?")
+    assert cable.citations[0].url == "https://example.org/bielefeld/seilbahn"
+    assert cable.to_json()["citations"][0]["url"] == "https://example.org/bielefeld/seilbahn"
+    assert keeper.citations[0].url == "https://example.org/sport/arminia-torwart"

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from rag.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 SEED_NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
 
@@ -52,6 +52,10 @@ HIT_KEYS = {
     "duplicates",
 }
 METRICS = {"R@1", "R@5", "R@10", "MRR@10", "nDCG@10"}
+
+
+MODEL_FIXTURES = frozenset({"indexed"})
+"""The module's index is built by `rag index` with the real model (tests using it are slow)."""
 
 
 def run(args: Sequence[str], input: str | None = None) -> Result:
@@ -120,6 +124,7 @@ def test_index_json_report(indexed):
     assert report["chunks"] >= 5 and report["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_index_with_a_bad_file_exits_1_and_names_it_on_stderr(tmp_path):
     folder = tmp_path / "articles"
     folder.mkdir()
@@ -380,6 +385,16 @@ def test_models_info_json():
 # --- start --------------------------------------------------------------------------------------
 
 
+def test_the_cli_does_not_import_the_web_stack():
+    """`rag search` stays light: `rag serve`/`rag start` come from `ui.cli` only when asked for."""
+    code = (
+        "import sys, rag.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ui', 'gradio', 'fastapi'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_start_indexes_then_serves_the_app(index_dir, tmp_path, monkeypatch):
     path = copy_index(index_dir, tmp_path / "idx")
     monkeypatch.chdir(ROOT)  # `rag start seeds` as in the README: same sources, nothing re-embedded
@@ -389,7 +404,7 @@ def test_start_indexes_then_serves_the_app(index_dir, tmp_path, monkeypatch):
         served.update(host=host, port=port, with_ui=with_ui)
         served["answer"] = service.ask(AID_QUESTION)
 
-    monkeypatch.setattr("rag.cli_serve.run", fake_run)
+    monkeypatch.setattr("ui.cli.run", fake_run)
     result = run(["start", "seeds", "--index", path])
 
     assert result.exit_code == 0, result.output
@@ -555,6 +570,7 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_eval_json_scores_a_tiny_squad_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     squad_file = write_json(tmp_path / "tiny.de.json", squad())
@@ -578,6 +594,7 @@ def test_eval_json_scores_a_tiny_squad_file(tmp_path, monkeypatch):
 GOLD = {"q1": "1248", "q2": "157 Meter", "q3": "Chlorophyll", "q4": "Mario Götze"}
 
 
+@pytest.mark.slow
 def test_eval_answers_scores_quotes_and_refusals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = squad()
@@ -605,6 +622,7 @@ def test_eval_answers_scores_quotes_and_refusals(tmp_path, monkeypatch):
     assert json.loads(crossed.stdout)["answerable_index"]["first_citation_gold"] == 1.0
 
 
+@pytest.mark.slow
 def test_eval_keeps_its_index_and_reuses_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     squad_file = write_json(tmp_path / "tiny.de.json", squad())
@@ -621,6 +639,7 @@ def test_eval_keeps_its_index_and_reuses_it(tmp_path, monkeypatch):
     assert json.loads(run(["info", "--index", kept, "--json"]).stdout)["generation"] == generation
 
 
+@pytest.mark.slow
 def test_eval_misses_lists_the_questions_the_default_retriever_misses(tmp_path, monkeypatch):
     from types import SimpleNamespace
 

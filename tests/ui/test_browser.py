@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 FIXTURES = Path(__file__).parent / "fixtures" / "ui"
 CHROMIUM = os.environ.get("NEWSRAG_CHROMIUM") or shutil.which("chromium") or ""
 

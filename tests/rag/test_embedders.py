@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.errors import ConfigError, ModelError
 from rag.embedders import create_embedder, e5_build, precision, resolve_runtime
+from rag.errors import ConfigError, ModelError
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
 TRICKY = [
     "Straße, Maß, Außenminister, Ärger, Öl, Übel, ß",

@@ -13,7 +13,7 @@ from rag.chunking import SentenceTextSplitter, chunk_text, count_words, split_se
 from rag.errors import ConfigError
 from rag.ingest import read_file
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
 
 def sentences(text: str, language: str | None = None) -> list[str]:

@@ -76,7 +76,9 @@ def test_the_handler_itself_takes_only_files_in_the_upload_folder(tmp_path, capl
     secret.write_text(SECRET, encoding="utf-8")
     with caplog.at_level("WARNING", logger="ui.app"), pytest.raises(gr.Error):
         uploaded_files([str(secret)])
-    assert any("refused" in r.getMessage() and str(secret) in r.getMessage() for r in caplog.records)
+    assert any(
+        "refused" in r.getMessage() and str(secret) in r.getMessage() for r in caplog.records
+    )
 
 
 def test_a_symlink_in_the_upload_folder_to_an_outside_file_is_refused(client, tmp_path):

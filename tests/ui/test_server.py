@@ -20,17 +20,17 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
-from index.errors import ConfigError, GeneratorError, IndexLockedError
 from rag.answer.types import Answer, AnswerDelta
 from rag.cli import main
 from rag.engine import Engine
+from rag.errors import ConfigError, GeneratorError, IndexLockedError
 from ui.server import create_app
 from ui.service import Service, display_name
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 
 AID_QUESTION = "Wie viel ist das neue Hilfspaket von Joe Biden wert?"
@@ -583,31 +583,35 @@ def test_bad_export_requests(api, aid_answer):
 
 
 class _StubEngine:
-    """Stands in for `Engine` where a test needs an exact failure or timing."""
+    """Stands in for `Engine` where a test needs an exact failure or timing; like the Engine,
+    it holds one lock while it searches or answers."""
 
     def __init__(self, path: Path, error: BaseException | None = None) -> None:
         self.path = path
         self.error = error
         self.resume = threading.Event()
         self.closed_early = threading.Event()
+        self._lock = threading.RLock()
 
     def search(self, query, k=None, filters=None, *, mode=None, rerank=None):
-        if self.error is not None:
-            raise self.error
-        return []
+        with self._lock:
+            if self.error is not None:
+                raise self.error
+            return []
 
     def plan(self, mode=None, rerank=None):
         return type("Plan", (), {"stages": lambda self: ["dense"]})()
 
     def ask_stream(self, question, filters=None, history=None, *, mode=None):
-        try:
-            yield AnswerDelta("eins ")
-            self.resume.wait(10)  # a slow model
-            yield AnswerDelta("zwei")
-            yield Answer(question, "eins zwei", True, "quote", (), ())
-        except GeneratorExit:
-            self.closed_early.set()
-            raise
+        with self._lock:
+            try:
+                yield AnswerDelta("eins ")
+                self.resume.wait(10)  # a slow model
+                yield AnswerDelta("zwei")
+                yield Answer(question, "eins zwei", True, "quote", (), ())
+            except GeneratorExit:
+                self.closed_early.set()
+                raise
 
     def close(self) -> None:
         pass
@@ -713,9 +717,31 @@ def test_rag_serve_indexes_seeds_then_serves(tmp_path, monkeypatch, cli_embedder
     def run(service: Service, *, host: str, port: int, with_ui: bool) -> None:
         served.update(host=host, port=port, with_ui=with_ui, documents=len(service.documents()))
 
-    monkeypatch.setattr("rag.cli_serve.run", run)
+    monkeypatch.setattr("ui.cli.run", run)
     args = ["serve", "--index", str(tmp_path / "idx"), "--seed", str(SEEDS), "--no-ui"]
     result = CliRunner().invoke(main, [*args, "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert "5 added" in result.stdout
     assert served == {"host": "127.0.0.1", "port": 8123, "with_ui": False, "documents": 5}
+
+
+def test_rag_serve_takes_its_defaults_from_the_server_settings(tmp_path, monkeypatch, cli_embedder):
+    served: dict[str, Any] = {}
+
+    def run(service: Service, *, host: str, port: int, with_ui: bool) -> None:
+        served.update(
+            host=host, port=port, upload=service.max_upload_bytes, files=service.max_files
+        )
+
+    monkeypatch.setattr("ui.cli.run", run)
+    monkeypatch.setenv("RAG_SERVER__PORT", "8124")
+    monkeypatch.setenv("RAG_SERVER__MAX_UPLOAD_BYTES", "1024")
+    monkeypatch.setenv("RAG_SERVER__MAX_FILES", "3")
+    args = ["serve", "--index", str(tmp_path / "idx"), "--empty"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert served == {"host": "127.0.0.1", "port": 8124, "upload": 1024, "files": 3}
+
+    result = CliRunner().invoke(main, [*args, "--port", "8125", "--max-upload-mb", "2"])
+    assert result.exit_code == 0, result.output
+    assert served == {"host": "127.0.0.1", "port": 8125, "upload": 2 * 1024 * 1024, "files": 3}

@@ -1,0 +1,77 @@
+"""Command-line options that several commands share (and `ui.cli` reuses)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INDEX_HELP = "Index directory (default: the per-user data dir, or $RAG_INDEX_DIR)."
+
+
+def index_dir_option(help: str = INDEX_HELP) -> Callable[[F], F]:
+    """`--index DIR` (env RAG_INDEX_DIR) as the `index_dir` parameter, with its own help."""
+    return click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="RAG_INDEX_DIR",
+        help=help,
+    )
+
+
+index_option = index_dir_option()
+"""`--index DIR` (env RAG_INDEX_DIR) as the `index_dir` parameter."""
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="JSON output (see README for the shape)."
+)
+
+
+def batch_option(field: str, prints: str) -> Callable[[F], F]:
+    """`--batch FILE`: JSONL lines {"id", FIELD}, one output line per input line."""
+    return click.option(
+        "--batch",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f'JSONL file of {{"id", "{field}"}} lines; prints {prints} per line.',
+    )
+
+
+_FILTER_OPTIONS = (
+    click.option(
+        "--from", "date_from", help="Only articles dated on/after (2022, 2022-06, 2022-06-01)."
+    ),
+    click.option("--to", "date_to", help="Only articles dated on/before (partial dates allowed)."),
+    click.option("--source", "sources", multiple=True, help="Only this source (repeatable)."),
+    click.option("--language", "languages", multiple=True, help="Only articles in this language."),
+)
+
+
+def filter_options(command: F) -> F:
+    """--from, --to, --source and --language, handed to `command` as one `filters: Filters`."""
+
+    @functools.wraps(command)
+    def with_filters(
+        *args: Any,
+        date_from: str | None,
+        date_to: str | None,
+        sources: tuple[str, ...],
+        languages: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        from rag.types import Filters
+
+        filters = Filters(
+            date_from=date_from, date_to=date_to, sources=sources, languages=languages
+        )
+        return command(*args, filters=filters, **kwargs)
+
+    decorated: Any = with_filters
+    for option in reversed(_FILTER_OPTIONS):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]

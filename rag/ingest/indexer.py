@@ -1,0 +1,315 @@
+"""The indexer: files -> documents -> passages and sentences -> vectors and terms -> records.
+
+Everything an `add` does before the index is written: read the files, drop what cannot be
+indexed (with a problem each), hash documents so unchanged ones cost nothing, chunk them,
+embed passages and sentences in one length-sorted job, and build the `DocumentRecord`s that
+one atomic `write` commits. Nothing here touches the index itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index import ChunkRecord, DocumentRecord, IndexBackend, IndexSpec, WriteResult
+from rag.chunking import chunk_text, split_sentences
+from rag.ingest.batch import IngestProblem
+from rag.ingest.discover import discover
+from rag.ingest.read import read_file
+from rag.types import Document, Passage
+
+if TYPE_CHECKING:
+    from rag.embedders import Embedder
+    from rag.retrieval.analysis import Analyzer
+    from rag.settings import Settings
+
+Progress = Callable[[str, int, int], None]
+"""on_progress(stage, done, total); stages "read" and "embed"."""
+
+CHUNKER_ID = "sentences-v1"
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What `Engine.add` did: counts, and every file or line that could not be read."""
+
+    files: int
+    documents: int
+    added: int
+    updated: int
+    unchanged: int
+    chunks: int
+    problems: tuple[IngestProblem, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "documents": self.documents,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "problems": [
+                {"source": p.source, "line": p.line, "message": p.message} for p in self.problems
+            ],
+        }
+
+
+@dataclass
+class Batch:
+    """Documents of one `add`, checked: the ones to index and the problems found so far."""
+
+    documents: list[Document]
+    problems: list[IngestProblem]
+    files: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def hashes(self) -> dict[str, str]:
+        return {d.doc_id: content_hash(d) for d in self.documents}
+
+    def changed(self, known: Mapping[str, str]) -> list[Document]:
+        """The documents whose content differs from what the index holds (`known` hashes)."""
+        return [d for d in self.documents if known.get(d.doc_id) != content_hash(d)]
+
+    def report(self, result: WriteResult, n_changed: int) -> AddReport:
+        return AddReport(
+            files=self.files,
+            documents=len(self.documents),
+            added=result.added,
+            updated=result.updated,
+            unchanged=len(self.documents) - n_changed + result.unchanged,
+            chunks=result.chunks_added,
+            problems=tuple(self.problems),
+            seconds=time.perf_counter() - self.started,
+        )
+
+
+def content_hash(doc: Document) -> str:
+    """Hash of everything stored for a document: re-adding it unchanged does no work."""
+    payload = json.dumps(
+        [doc.text, doc.source, doc.title, doc.date, doc.language, doc.url, list(doc.pages)],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_id_for(doc_id: str, start: int, end: int, text: str) -> str:
+    payload = f"{doc_id}\0{start}\0{end}\0{text}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(payload).hexdigest()[:20]
+
+
+def chunking_spec(settings: Settings) -> dict[str, Any]:
+    """The chunking part of the index's spec (recorded in the manifest, checked on open)."""
+    return {
+        "splitter": CHUNKER_ID,
+        "max_tokens": settings.chunking.max_tokens,
+        "overlap_sentences": settings.chunking.overlap_sentences,
+        "sentence_vectors": settings.chunking.sentence_vectors,
+    }
+
+
+def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
+    """The spec a new index gets from these settings and this embedder."""
+    return IndexSpec(
+        embedder_id=embedder.id,
+        dim=embedder.dim,
+        normalized=True,
+        prompts=embedder.prompts,
+        chunking=chunking_spec(settings),
+    )
+
+
+@dataclass(frozen=True)
+class _Chunked:
+    doc: Document
+    passages: list[Passage]
+    sentences: list[list[tuple[int, int]]]
+    """Per passage: its sentences' (start, end), clipped to the passage."""
+
+
+class Indexer:
+    """Reads, chunks and embeds documents into records for one atomic index write."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, analyzer: Analyzer) -> None:
+        self.settings, self.embedder, self.analyzer = settings, embedder, analyzer
+
+    def read(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        password: str | None = None,
+        on_progress: Progress | None = None,
+    ) -> Batch:
+        """Files and folders -> a checked `Batch`; unreadable files become its problems."""
+        started = time.perf_counter()
+        files, problems = discover(paths)
+        documents: list[Document] = []
+        for i, (path, source) in enumerate(files):
+            batch = read_file(path, source, password=password)
+            documents.extend(batch.documents)
+            problems.extend(batch.problems)
+            if on_progress:
+                on_progress("read", i + 1, len(files))
+        return self.check(documents, problems, files=len(files), started=started)
+
+    @staticmethod
+    def check(
+        documents: Sequence[Document],
+        problems: Sequence[IngestProblem] = (),
+        *,
+        files: int = 0,
+        started: float | None = None,
+    ) -> Batch:
+        """Drop documents that cannot be indexed (a repeated id, no text), each a problem."""
+        kept, found = _unique_ids(documents)
+        found = [*problems, *found]
+        for d in kept:
+            if not d.text.strip():
+                found.append(
+                    IngestProblem(
+                        source=d.source, message=f"document {d.doc_id!r} has no text; skipped"
+                    )
+                )
+        kept = [d for d in kept if d.text.strip()]
+        batch = Batch(kept, found, files)
+        if started is not None:
+            batch.started = started
+        return batch
+
+    def commit(
+        self, batch: Batch, index: IndexBackend, on_progress: Progress | None = None
+    ) -> AddReport:
+        """Index `batch` into `index` in one atomic write: only documents whose content
+        changed are chunked and embedded."""
+        changed = batch.changed(index.content_hashes(batch.hashes()))
+        records = self.records(changed, on_progress)
+        result = index.write(upserts=records) if records else WriteResult()
+        return batch.report(result, len(changed))
+
+    def records(
+        self, documents: Sequence[Document], on_progress: Progress | None = None
+    ) -> list[DocumentRecord]:
+        """Chunk and embed `documents` into records (passage and sentence vectors, terms)."""
+        return self._embed([self._chunk(d) for d in documents], on_progress)
+
+    def _chunk(self, doc: Document) -> _Chunked:
+        cfg = self.settings.chunking
+        passages = chunk_text(
+            doc.text,
+            self.embedder.count_tokens,
+            max_tokens=min(cfg.max_tokens, self.embedder.max_tokens - 2),
+            overlap_sentences=cfg.overlap_sentences,
+            language=doc.language,
+            pages=doc.pages,
+        )
+        sentences = split_sentences(doc.text, doc.language)
+        return _Chunked(doc, passages, [_within(sentences, p.start, p.end) for p in passages])
+
+    def _embed(
+        self, chunked: Sequence[_Chunked], on_progress: Progress | None
+    ) -> list[DocumentRecord]:
+        """Embed every passage and every distinct sentence in one length-sorted job."""
+        texts = [p.text for c in chunked for p in c.passages]
+        sentence_row: dict[tuple[int, int, int], int] = {}
+        with_sentences = self.settings.chunking.sentence_vectors
+        for d, c in enumerate(chunked if with_sentences else ()):
+            for spans in c.sentences:
+                for start, end in spans:
+                    if (d, start, end) not in sentence_row:
+                        sentence_row[(d, start, end)] = len(texts)
+                        texts.append(c.doc.text[start:end])
+        vectors = self._embed_in_steps(texts, on_progress)
+        records: list[DocumentRecord] = []
+        row = 0
+        for d, c in enumerate(chunked):
+            chunks = []
+            for ordinal, (p, spans) in enumerate(zip(c.passages, c.sentences)):
+                rows = [sentence_row[(d, s, e)] for s, e in spans] if with_sentences else []
+                chunks.append(
+                    ChunkRecord(
+                        chunk_id=chunk_id_for(c.doc.doc_id, p.start, p.end, p.text),
+                        ordinal=ordinal,
+                        start=p.start,
+                        end=p.end,
+                        text=p.text,
+                        vector=vectors[row],
+                        page=p.page,
+                        terms=self.analyzer.document_terms(p.text, c.doc.language),
+                        sentences=tuple(spans),
+                        sentence_vectors=vectors[rows] if rows else None,
+                    )
+                )
+                row += 1
+            records.append(_document_record(c.doc, tuple(chunks)))
+        return records
+
+    def _embed_in_steps(self, texts: list[str], on_progress: Progress | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        step = 2048 if on_progress else len(texts)
+        parts = []
+        for start in range(0, len(texts), step):
+            parts.append(self.embedder.embed_passages(texts[start : start + step]))
+            if on_progress:
+                on_progress("embed", min(start + step, len(texts)), len(texts))
+        return np.concatenate(parts)
+
+
+def _within(sentences: Sequence[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The sentences of a passage [start, end), clipped to it (a passage may hold part of an
+    over-long sentence)."""
+    out = []
+    for s, e in sentences:
+        s, e = max(s, start), min(e, end)
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def _unique_ids(documents: Sequence[Document]) -> tuple[list[Document], list[IngestProblem]]:
+    seen: dict[str, Document] = {}
+    problems = []
+    for doc in documents:
+        if doc.doc_id in seen:
+            problems.append(
+                IngestProblem(
+                    source=doc.source,
+                    message=f"duplicate document id {doc.doc_id!r} (also in "
+                    f"{seen[doc.doc_id].source}); the later one was skipped. Give each "
+                    "article a unique id.",
+                )
+            )
+            continue
+        seen[doc.doc_id] = doc
+    return list(seen.values()), problems
+
+
+def _document_record(doc: Document, chunks: tuple[ChunkRecord, ...]) -> DocumentRecord:
+    metadata = dict(doc.metadata)
+    if doc.pages:
+        metadata["pages"] = [list(p) for p in doc.pages]
+    return DocumentRecord(
+        doc_id=doc.doc_id,
+        source=doc.source,
+        text=doc.text,
+        content_hash=content_hash(doc),
+        title=doc.title,
+        date=doc.date,
+        language=doc.language,
+        url=doc.url,
+        metadata=metadata,
+        chunks=chunks,
+    )

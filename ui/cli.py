@@ -1,0 +1,176 @@
+"""`rag serve` and `rag start`: the HTTP API and the chat UI over one index, with uvicorn (one
+worker). `register` adds them to the `rag` group through the `newsrag.commands` entry point.
+
+Defaults come from the `server` section of the settings; the flags override them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from rag.cli import progress_bar
+from rag.cli.options import index_option
+from rag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rag.settings import ServerSettings
+    from ui.service import Service
+
+
+def register(main: click.Group) -> None:
+    """Add `rag serve` and `rag start` to the `rag` command group."""
+    main.add_command(serve_cmd)
+    main.add_command(start_cmd)
+
+
+@click.command("serve")
+@index_option
+@click.option(
+    "--host",
+    show_default="127.0.0.1, or server.host in the settings",
+    help="Address to listen on. The API has no authentication: keep it on loopback unless "
+    "the network is trusted.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), show_default="7860, or server.port in the settings"
+)
+@click.option("--no-ui", is_flag=True, help="Serve the HTTP API only, without the chat UI.")
+@click.option(
+    "--seed",
+    "seeds",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Index these files or folders first (repeatable); unchanged ones cost nothing.",
+)
+@click.option(
+    "--empty",
+    is_flag=True,
+    help="Start even without an index; the first upload creates it.",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.IntRange(1, 4096),
+    show_default="50, or server.max_upload_bytes in the settings",
+    help="Largest file an upload may carry, in MiB.",
+)
+def serve_cmd(
+    index_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    no_ui: bool,
+    seeds: tuple[Path, ...],
+    empty: bool,
+    max_upload_mb: int | None,
+) -> None:
+    """Serve the HTTP API (/api/..., docs at /docs) and the chat UI (/) for an index."""
+    service, server = _open_service(index_dir, max_upload_mb)
+    with service:
+        if seeds:
+            report = service.add(list(seeds))
+            click.echo(
+                f"{service.path}: {report.added} added, {report.updated} updated, "
+                f"{report.unchanged} unchanged"
+            )
+            for p in report.problems:
+                click.echo(f"  failed: {p.source}: {p.message}", err=True)
+        if not service.has_index() and not empty:
+            raise ConfigError(
+                f"no index at {service.path}; create one with `rag index PATH --index "
+                f"{service.path}`, or pass --seed PATH to index files first, or --empty to "
+                "start without documents and upload them"
+            )
+        run(
+            service,
+            host=host if host is not None else server.host,
+            port=port if port is not None else server.port,
+            with_ui=not no_ui,
+        )
+
+
+@click.command("start")
+@click.argument("paths", nargs=-1)
+@index_option
+@click.option(
+    "--host", show_default="127.0.0.1, or server.host in the settings", help="Address to listen on."
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), show_default="7860, or server.port in the settings"
+)
+def start_cmd(
+    paths: tuple[str, ...], index_dir: Path | None, host: str | None, port: int | None
+) -> None:
+    """Index PATHS (default: ./seeds), then serve the chat UI and the HTTP API."""
+    paths = paths or ("seeds",)
+    service, server = _open_service(index_dir)
+    with service:
+        click.echo("Preparing the embedding model and the index (first run builds the model)...")
+        report = service.add(list(paths), on_progress=progress_bar())
+        click.echo(
+            f"{service.path}: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged; {service.info()['index']['counts']['documents']} "
+            "documents in the index."
+        )
+        for p in report.problems:
+            click.echo(f"  failed: {p.source}: {p.message}", err=True)
+        run(
+            service,
+            host=host if host is not None else server.host,
+            port=port if port is not None else server.port,
+            with_ui=True,
+        )
+
+
+def _open_service(
+    index_dir: Path | None, max_upload_mb: int | None = None
+) -> tuple[Service, ServerSettings]:
+    """A `Service` over the index with the upload limits of the `server` settings (which
+    `--max-upload-mb` overrides), and those settings."""
+    from rag.settings import load_settings
+    from ui.service import MiB, Service
+
+    settings = load_settings()
+    server = settings.server
+    service = Service.open(
+        index_dir,
+        settings,
+        max_upload_bytes=(
+            max_upload_mb * MiB if max_upload_mb is not None else server.max_upload_bytes
+        ),
+        max_total_bytes=server.max_total_bytes,
+        max_files=server.max_files,
+        uploads_dir=server.uploads_dir,
+    )
+    return service, server
+
+
+def run(service: Service, *, host: str, port: int, with_ui: bool = True) -> None:
+    """Serve `service` with uvicorn until Ctrl-C (for `rag serve`, and `rag start` to end in)."""
+    import uvicorn
+
+    from ui.server import create_app
+
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}: the API has no authentication, anyone who can "
+            "reach this address can read, add and remove documents",
+            err=True,
+        )
+    click.echo("Loading the embedding model...")
+    service.warm_up()
+    app = create_app(service, with_ui=with_ui)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving on http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops.")
+    uvicorn.run(app, host=host, port=port, workers=1, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
