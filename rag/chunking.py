@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -326,25 +327,32 @@ def _units(
 def _split_long(
     text: str, start: int, end: int, budget: int, counter: _Counter
 ) -> list[tuple[int, int, int]]:
-    """Pieces `(start, end, tokens)` of one over-long sentence, cut between words."""
-    words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
-    counts = counter.count([text[s:e] for s, e in words])
+    """Pieces `(start, end, tokens)` of one over-long sentence, cut between words.
+
+    Words are counted a window at a time: a "sentence" of millions of words (a one-line file)
+    costs memory for one window, not for every word at once."""
     overhead = counter.overhead
     pieces: list[tuple[int, int, int]] = []
     piece: tuple[int, int, int] | None = None  # (start, end, tokens) being filled
-    for (s, e), n in zip(words, counts):
-        if piece is not None and (n > budget or piece[2] + n - overhead > budget):
-            pieces.append(piece)
-            piece = None
-        if n > budget:
-            pieces.extend(_split_word(text, s, e, budget, counter))
-        elif piece is None:
-            piece = (s, e, n)
-        else:
-            piece = (piece[0], e, piece[2] + n - overhead)
+    matches = _WORD.finditer(text, start, end)
+    while window := [(m.start(), m.end()) for m in itertools.islice(matches, _WORD_WINDOW)]:
+        counts = counter.count([text[s:e] for s, e in window])
+        for (s, e), n in zip(window, counts):
+            if piece is not None and (n > budget or piece[2] + n - overhead > budget):
+                pieces.append(piece)
+                piece = None
+            if n > budget:
+                pieces.extend(_split_word(text, s, e, budget, counter))
+            elif piece is None:
+                piece = (s, e, n)
+            else:
+                piece = (piece[0], e, piece[2] + n - overhead)
     if piece is not None:
         pieces.append(piece)
     return pieces
+
+
+_WORD_WINDOW = 4096
 
 
 def _split_word(

@@ -103,7 +103,7 @@ class Engine:
         self, documents: Sequence[Document], *, on_progress: Progress | None = None
     ) -> AddReport:
         """Add already-built `Document`s (from code rather than files)."""
-        return self._commit(Indexer.check(documents), on_progress)
+        return self._commit(self._indexer.check(documents), on_progress)
 
     def _commit(self, batch: Batch, on_progress: Progress | None) -> AddReport:
         with self._lock:

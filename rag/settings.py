@@ -82,6 +82,14 @@ class ChunkingSettings(_Section):
         description="Embed every sentence too (for sentence-level reranking and quoting). About "
         "doubles ingest time; off, reranking uses passage vectors only.",
     )
+    max_document_chars: int = Field(
+        2_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Longest document (characters of text) that is indexed; a longer one is a "
+        "problem in the report, not indexed (about 1,000 pages; embedding it takes minutes).",
+    )
+
 
 
 class RetrievalSettings(_Section):

@@ -165,8 +165,8 @@ class Indexer:
                 on_progress("read", i + 1, len(files))
         return self.check(documents, problems, files=len(files), started=started)
 
-    @staticmethod
     def check(
+        self,
         documents: Sequence[Document],
         problems: Sequence[IngestProblem] = (),
         *,
@@ -184,6 +184,18 @@ class Indexer:
                     )
                 )
         kept = [d for d in kept if d.text.strip()]
+        limit = self.settings.chunking.max_document_chars
+        for d in kept:
+            if len(d.text) > limit:
+                found.append(
+                    IngestProblem(
+                        source=d.source,
+                        message=f"document {d.doc_id!r} has {len(d.text):,} characters of text, "
+                        f"over the limit of {limit:,} (chunking.max_document_chars); split it, "
+                        "or raise the limit (RAG_CHUNKING__MAX_DOCUMENT_CHARS)",
+                    )
+                )
+        kept = [d for d in kept if len(d.text) <= limit]
         batch = Batch(kept, found, files)
         if started is not None:
             batch.started = started

@@ -94,7 +94,32 @@ def _record(line: bytes, where: str) -> dict[str, Any]:
             f"{where}: a JSON {type(record).__name__}, not an object; each line must be an "
             'object like {"text": "..."}'
         )
+    for field in sorted(KNOWN_FIELDS & set(record)):
+        _check_field(record[field], field, where)
     return record
+
+
+# JSON numbers are fine where a number is meant (an id, a year); lists and objects never are.
+_NUMBER_OK = frozenset({"id", "date"})
+
+
+def _check_field(value: object, field: str, where: str) -> None:
+    """A known field of the wrong type, or text that is not valid Unicode, is an error naming
+    the field: the line is one problem, the rest of the file is indexed."""
+    if value is None:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not isinstance(value, str) and not (number and field in _NUMBER_OK):
+        raise IngestError(
+            f'{where}: "{field}" must be a string, found {_found(value)}; fix the line'
+        )
+    if isinstance(value, str):
+        bad = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+        if bad is not None:
+            raise IngestError(
+                f'{where}: "{field}" holds an invalid character (a lone surrogate, '
+                f"\\u{ord(bad):04x}, which is not Unicode text); fix the line's escapes"
+            )
 
 
 def _found(value: object) -> str:

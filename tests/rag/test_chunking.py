@@ -290,3 +290,21 @@ def test_langchain_documents_carry_exact_start_indexes() -> None:
         start = chunk.metadata["start_index"]
         assert chunk.metadata["source"] == "x"
         assert doc.text[start : start + len(chunk.page_content)] == chunk.page_content
+
+
+def test_an_overlong_one_line_sentence_is_split_a_window_at_a_time():
+    """A one-line text of 30,000 words is one "sentence": it is cut between words into pieces
+    within the budget, counting words a window at a time (not all at once)."""
+    from rag.chunking import _WORD_WINDOW
+
+    calls: list[int] = []
+
+    def count(texts):
+        calls.append(len(texts))
+        return [len(t.split()) + 2 for t in texts]
+
+    text = " ".join(f"wort{i}" for i in range(30_000))
+    passages = chunk_text(text, count, max_tokens=200, overlap_sentences=0, language="de")
+    assert max(calls) <= max(_WORD_WINDOW, len(passages) + 1)
+    assert all(len(p.text.split()) <= 198 for p in passages)
+    assert " ".join(p.text for p in passages).split() == text.split()

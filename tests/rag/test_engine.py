@@ -559,3 +559,21 @@ def test_citations_carry_the_documents_url(tmp_path, settings, embedder):
     assert cable.citations[0].url == "https://example.org/bielefeld/seilbahn"
     assert cable.to_json()["citations"][0]["url"] == "https://example.org/bielefeld/seilbahn"
     assert keeper.citations[0].url == "https://example.org/sport/arminia-torwart"
+
+
+def test_a_document_over_the_size_limit_is_a_problem_and_the_rest_is_indexed(
+    tmp_path, settings, fake_embedder
+):
+    chunking = settings.chunking.model_copy(update={"max_document_chars": 1_000})
+    small = settings.model_copy(update={"chunking": chunking})
+    with Engine.open(tmp_path / "idx", small, embedder=fake_embedder) as engine:
+        report = engine.add_documents(
+            [
+                Document(doc_id="big", text="Wort " * 400, source="big.txt"),
+                Document(doc_id="ok", text="Ein kurzer Text.", source="ok.txt"),
+            ]
+        )
+    assert report.added == 1 and len(report.problems) == 1
+    message = report.problems[0].message
+    assert "2,000 characters" in message and "chunking.max_document_chars" in message
+    assert "RAG_CHUNKING__MAX_DOCUMENT_CHARS" in message

@@ -480,3 +480,25 @@ def test_missing_and_unsupported_files_are_problems_from_read_file(tmp_path: Pat
 def test_text_of_only_a_date_header_is_a_problem(tmp_path: Path) -> None:
     message = only_problem(read_one(write(tmp_path / "nur-datum.txt", " date 2023-06 ")))
     assert message.startswith("nur-datum.txt: no text left after extraction")
+
+
+def test_jsonl_bad_types_and_lone_surrogates_are_one_problem_each(tmp_path):
+    """A line whose known field is a list, or whose text holds a lone surrogate (valid JSON,
+    not Unicode), is one problem naming the field; the other lines are read."""
+    from rag.ingest.jsonl import parse_jsonl
+
+    raw = (
+        b'{"text": "Erster Artikel."}\n'
+        b'{"text": "Kaputt \\ud800 hier."}\n'
+        b'{"text": "Zweiter.", "title": ["a", "b"]}\n'
+        b'{"text": "Dritter.", "id": 7, "date": 2022}\n'
+        b'{"text": "Vierter.", "id": "\\udfff"}\n'
+    )
+    documents, problems = parse_jsonl(raw, "feed.jsonl")
+    assert [d.text for d in documents] == ["Erster Artikel.", "Dritter."]
+    assert documents[1].doc_id == "7" and documents[1].date == "2022"
+    assert [(p.line, p.message.split(": ", 1)[1][:24]) for p in problems] == [
+        (2, '"text" holds an invalid '),
+        (3, '"title" must be a string'),
+        (5, '"id" holds an invalid ch'),
+    ]
