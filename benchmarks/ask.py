@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=HERE / "seed_questions.jsonl")
     parser.add_argument("--index", type=Path, help="Keep (and reuse) the index here.")
     parser.add_argument("--repeat", type=int, default=5, help="Timed runs per question.")
-    parser.add_argument("--mode", choices=["quote", "generate"], default=None)
+    parser.add_argument("--mode", choices=["reader", "quote", "generate"], default=None)
     args = parser.parse_args()
 
     from rag.engine import Engine

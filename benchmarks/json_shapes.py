@@ -4,7 +4,8 @@ versions of the code byte for byte.
     python benchmarks/json_shapes.py OUT.json [--index DIR] [--seeds seeds/]
     diff <(python -m json.tool before.json) <(python -m json.tool after.json)
 
-Indexes the seeds (into `--index DIR`, reused when unchanged; else a temporary directory), then
+Two checkouts give identical files (sources are recorded as the relative path `seeds/...`, and
+document ids derive from them). Indexes the seeds (into `--index DIR`, reused when unchanged; else a temporary directory), then
 records, for every question of `benchmarks/seed_questions.jsonl`: `rag search --json`,
 `rag ask --json` (both through the CLI in a subprocess) and `POST /api/search`,
 `POST /api/ask` (through the FastAPI app in-process). Fields that differ from run to run by
@@ -37,6 +38,7 @@ def _cli(*args: str) -> dict:
         text=True,
         encoding="utf-8",
         env=env,
+        cwd=HERE.parent,  # sources are recorded as given: the same relative path in any checkout
     ).stdout
     return json.loads(out)
 
@@ -45,7 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--index", type=Path)
-    parser.add_argument("--seeds", type=Path, default=HERE.parent / "seeds")
+    parser.add_argument(
+        "--seeds", type=Path, default=Path("seeds"), help="Relative to the repository root."
+    )
     parser.add_argument("--questions", type=Path, default=HERE / "seed_questions.jsonl")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

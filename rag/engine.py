@@ -160,9 +160,9 @@ class Engine:
 
     # ---------------------------------------------------------------------- answers
     def answer_modes(self) -> list[AnswerMode]:
-        """The answer modes available: always "quote"; "generate" with a model configured."""
+        """The answer modes available: "quote" always; "reader" and "generate" with a model."""
         configured = self._generator is not None or self.settings.generation.configured()
-        return ["quote", "generate"] if configured else ["quote"]
+        return ["reader", "quote", "generate"] if configured else ["quote"]
 
     def ask(
         self,

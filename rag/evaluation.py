@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,14 +265,18 @@ def evaluate_answers(
             engine.add_documents(docs)
             contains = first_gold = answerable = 0
             evidence: list[float] = []
+            used: Counter[str] = Counter()
             for q in items:
                 answer = engine.ask(q.text, mode=mode)
+                used[answer.mode] += 1
                 contains += _contains(answer.text, golds.get(q.qid, []))
                 first_gold += bool(answer.citations) and answer.citations[0].doc_id == q.gold_doc_id
                 answerable += answer.answerable
                 if answer.evidence is not None:
                     evidence.append(answer.evidence)
             n = len(items) or 1
+            if used:  # the mode that answered (reader mode without a model answers in quote mode)
+                out["mode"] = used.most_common(1)[0][0]
             out["answerable_index"] = {
                 "contains_gold": round(contains / n, 4),
                 "first_citation_gold": round(first_gold / n, 4),

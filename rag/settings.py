@@ -91,7 +91,6 @@ class ChunkingSettings(_Section):
     )
 
 
-
 class RetrievalSettings(_Section):
     k: int = Field(5, ge=1, le=1000, description="Hits returned by default.")
     mode: RetrievalMode = Field(
@@ -137,14 +136,38 @@ class RetrievalSettings(_Section):
 
 class GenerationSettings(_Section):
     mode: AnswerMode = Field(
-        "quote",
-        description="quote = verbatim source sentences with citations (no language model); "
-        "generate = a written answer from the configured language model, support-checked.",
+        "reader",
+        description="reader = the language model finds the answering phrase, the answer quotes "
+        "the sentence holding it (quote mode when no model is available); quote = verbatim "
+        "source sentences with citations (no language model); generate = a written answer from "
+        "the configured language model, support-checked.",
     )
-    backend: Literal["openai", "llamacpp"] = Field(
-        "openai",
-        description="openai = any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, "
-        "OpenAI); llamacpp = a GGUF file run in-process (pip install 'newsrag[llamacpp]').",
+    reader_passages: int = Field(
+        3, ge=1, le=10, description="reader: how many passages the model reads (excerpts)."
+    )
+    reader_sentences: int = Field(
+        4, ge=1, le=20, description="reader: best sentences of each passage in its excerpt."
+    )
+    reader_none_threshold: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="reader: refuse when the model's probability of answering NONE is at least "
+        "this (calibrated on XQuAD with hard negatives, see the README).",
+    )
+    reader_evidence_threshold: float = Field(
+        1.45,
+        ge=0,
+        le=3,
+        description="reader: refuse when the sentence holding the phrase scores below this "
+        "(the quote mode's sentence evidence).",
+    )
+    backend: Literal["packaged", "llamacpp", "openai", "none"] = Field(
+        "packaged",
+        description="packaged = the bundled Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF assembled "
+        "from its part packages), run in-process by llama.cpp; llamacpp = your own GGUF file "
+        "(gguf_path), in-process; openai = any OpenAI-compatible endpoint (Ollama, vLLM, "
+        "llama.cpp server, OpenAI); none = no language model (quote answers only).",
     )
     base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama)."
@@ -157,7 +180,18 @@ class GenerationSettings(_Section):
     )
     gguf_path: Path | None = Field(None, description="llamacpp backend: path of the GGUF file.")
     context_tokens: int = Field(
-        4096, ge=512, le=131072, description="llamacpp backend: context window."
+        4096, ge=512, le=131072, description="packaged and llamacpp backends: context window."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="packaged and llamacpp backends: CPU threads; None = all cores.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="packaged backend: where the GGUF is assembled (1.1 GB, once); None = "
+        "embedding.cache_dir, beside the embedder.",
     )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_tokens: int = Field(400, ge=16, le=8192, description="Longest written answer, in tokens.")
@@ -193,10 +227,23 @@ class GenerationSettings(_Section):
     )
 
     def configured(self) -> bool:
-        """True when a language model is configured (the generate mode is available)."""
+        """True when a language model is configured (the generate mode is available). The
+        packaged model is when llama-cpp-python and its part packages are installed; when they
+        are not, this says once (a logged warning) how to add them."""
+        if self.backend == "packaged":
+            from rag.answer.local_model import packaged_available
+
+            return packaged_available(self.model_cache_dir())
         if self.backend == "llamacpp":
             return self.gguf_path is not None
-        return bool(self.base_url and self.model)
+        if self.backend == "openai":
+            return bool(self.base_url and self.model)
+        return False
+
+    def model_cache_dir(self) -> Path:
+        """Where the packaged model is assembled."""
+        return self.cache_dir or default_cache_dir()
+
 
 _MiB = 1024 * 1024
 

@@ -12,8 +12,9 @@ from typing import Literal, get_args
 RetrievalMode = Literal["dense", "keyword", "hybrid"]
 """dense = vectors only; keyword = BM25 over analysed terms; hybrid = both, fused."""
 
-AnswerMode = Literal["quote", "generate"]
-"""quote = verbatim source sentences (no model); generate = a language model writes."""
+AnswerMode = Literal["reader", "quote", "generate"]
+"""reader = a language model finds the answering phrase, the answer quotes the sentence that
+holds it; quote = verbatim source sentences (no model); generate = a language model writes."""
 
 ExportFormat = Literal["markdown", "json", "pdf", "bibtex", "csl"]
 """Export file formats (bibtex and csl hold the cited documents)."""

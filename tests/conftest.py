@@ -15,6 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No language model unless a test asks for one: the packaged 1.1 GB reader would otherwise be
+# loaded by every follow-up question (and by `rag` subprocesses, which inherit this).
+os.environ.setdefault("RAG_GENERATION__BACKEND", "none")
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

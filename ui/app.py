@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES)
+MODE_LABELS = {
+    "reader": "Reader (the model finds the phrase, the source is quoted)",
+    "quote": "Quote (source sentences, instant, no model)",
+    "generate": "Written (the model writes, every sentence checked)",
+}
 EXPORT_FORMATS = [(spec.label, name) for name, spec in FORMATS.items()]
 _STAGES = {"read": "Reading files", "embed": "Embedding passages"}
 _DOC_COLUMNS = ["Title", "Date", "Source", "Lang", "Passages", "Id"]
@@ -97,7 +102,7 @@ def build_ui(service: Service) -> gr.Blocks:
                         )
                         mode = gr.Dropdown(
                             label="Answer mode",
-                            choices=modes,
+                            choices=[(MODE_LABELS.get(m, m), m) for m in modes],
                             value=modes[0] if modes else None,
                             visible=len(modes) > 1,
                             elem_id="nr-mode",

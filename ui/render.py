@@ -75,7 +75,9 @@ def _provenance(ans: Answer) -> str:
     bits = []
     if ans.standalone_question:
         bits.append(f"Searched for: {ans.standalone_question}")
-    if ans.model:
+    if ans.model and ans.mode == "reader":
+        bits.append(f"Phrase found by {ans.model}; the quote is the source's own words.")
+    elif ans.model:
         bits.append(f"Written by {ans.model}: check it against the sources.")
     return f'<div class="nr-provenance">{esc(" · ".join(bits))}</div>' if bits else ""
 
@@ -89,6 +91,10 @@ def _answer_text(ans: Answer) -> str:
             continue
         out.append(_with_cites(text[pos:at], ans))
         inner = _with_cites(text[at : at + len(s.text)], ans)
+        if ans.phrase is not None and esc(ans.phrase.text) in inner:
+            # The reader's phrase, marked where it stands in the quoted sentence.
+            marked = f'<mark class="nr-phrase">{esc(ans.phrase.text)}</mark>'
+            inner = inner.replace(esc(ans.phrase.text), marked, 1)
         if s.supported:
             out.append(f'<span class="nr-sentence">{inner}</span>')
         else:

@@ -1,13 +1,16 @@
 """Language-model backends behind the `Generator` protocol, chosen by `generation.backend`.
 
+- `packaged` (the default): the bundled Qwen2.5-Coder-1.5B-Instruct GGUF, assembled from its
+  part packages into the cache (`rag.answer.local_model`), run in-process by llama.cpp.
+- `llamacpp`: a GGUF file of your own, run in-process by llama.cpp.
 - `openai`: any OpenAI-compatible chat endpoint (Ollama, vLLM, a llama.cpp server, OpenAI),
   through LangChain's `ChatOpenAI`. The API key comes from the environment variable named in
   `generation.api_key_env`, never from a file.
-- `llamacpp`: a GGUF file run in-process through LangChain's `ChatLlamaCpp`
-  (`pip install "newsrag[llamacpp]"`).
+- `none`: no language model; answers quote the sources.
 
-Every failure of the model (down, timing out, answering garbage) is a `GeneratorError` whose
-message names the endpoint or file and what to check.
+A model that cannot be assembled or loaded is a `ModelError`; every failure of a running model
+(down, timing out, answering garbage) is a `GeneratorError` whose message names the endpoint or
+file and what to check.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ class OpenAICompatibleGenerator:
 
 
 class LlamaCppGenerator:
-    """A GGUF model run in this process by llama.cpp (its chat template from the GGUF file).
+    """A GGUF model run in this process by llama.cpp (its chat template from the GGUF file),
+    loaded through `rag.answer.local_model.load_llama` (the CPU backend for this machine).
 
     llama-cpp-python is used directly: LangChain's ChatLlamaCpp lives in the langchain-community
     package, which is being sunset, and cannot pick the model's chat format.
@@ -132,27 +136,19 @@ class LlamaCppGenerator:
         temperature: float = 0.0,
         max_tokens: int = 400,
         context_tokens: int = 4096,
+        threads: int | None = None,
+        model_id: str | None = None,
     ) -> None:
+        from rag.answer.local_model import load_llama
+
         if not os.path.isfile(gguf_path):
             raise ConfigError(
                 f"generation.gguf_path {gguf_path!r} is not a file; point it at a .gguf model"
             )
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise GeneratorError(
-                "the llamacpp backend needs llama-cpp-python: pip install 'newsrag[llamacpp]' "
-                "(see the README for the build flags)"
-            ) from None
-        self.id = f"llamacpp:{os.path.basename(gguf_path)}"
+        self.id = model_id or f"llamacpp:{os.path.basename(gguf_path)}"
         self.gguf_path = gguf_path
         self.temperature, self.max_tokens = temperature, max_tokens
-        try:
-            self._llm = Llama(model_path=gguf_path, n_ctx=context_tokens, verbose=False)
-        except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
-            raise GeneratorError(
-                f"llama.cpp could not load {gguf_path} ({exc}); is it a valid GGUF model?"
-            ) from None
+        self._llm = load_llama(gguf_path, n_ctx=context_tokens, n_threads=threads)
 
     def stream(self, messages: Messages) -> Iterator[str]:
         try:
@@ -166,10 +162,52 @@ class LlamaCppGenerator:
                 text = chunk["choices"][0].get("delta", {}).get("content")
                 if text:
                     yield text
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  # anything llama.cpp raises mid-answer
             raise GeneratorError(
                 f"llama.cpp failed while generating with {self.gguf_path}: {exc}"
             ) from None
+
+    def read_phrase(
+        self, messages: Messages, none: str, max_tokens: int = 32
+    ) -> tuple[str, float | None]:
+        """A short reply (greedy), and the probability that its first token begins `none`:
+        the model's own confidence that the passages do not answer (for the reader)."""
+        import llama_cpp
+        import numpy as np
+
+        first: list[np.ndarray] = []
+
+        def keep_first(_ids: Any, scores: Any) -> Any:
+            if not first:
+                first.append(np.array(scores, dtype=np.float64))
+            return scores
+
+        try:
+            reply = self._llm.create_chat_completion(
+                messages=[{"role": role, "content": content} for role, content in messages],
+                temperature=0.0,
+                max_tokens=max_tokens,
+                logits_processor=llama_cpp.LogitsProcessorList([keep_first]),
+            )
+        except Exception as exc:  # noqa: BLE001  # anything llama.cpp raises
+            raise GeneratorError(
+                f"llama.cpp failed while reading with {self.gguf_path}: {exc}"
+            ) from None
+        text = _text(reply["choices"][0]["message"].get("content"))
+        if not first:
+            return text, None
+        logits = first[0] - first[0].max()
+        probs = np.exp(logits) / np.exp(logits).sum()
+        return text, float(probs[self._first_tokens(none)].sum())
+
+    def _first_tokens(self, word: str) -> list[int]:
+        """Token ids a reply beginning with `word` can start with ("NONE", " NONE", ...)."""
+        ids = set()
+        for variant in (word, " " + word, word.capitalize(), " " + word.capitalize()):
+            tokens = self._llm.tokenize(variant.encode(), add_bos=False, special=False)
+            if tokens:
+                ids.add(tokens[0])
+        return sorted(ids)
 
 
 def _openai(cfg: GenerationSettings) -> Generator:
@@ -196,12 +234,36 @@ def _llamacpp(cfg: GenerationSettings) -> Generator:
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         context_tokens=cfg.context_tokens,
+        threads=cfg.threads,
+    )
+
+
+def _packaged(cfg: GenerationSettings) -> Generator:
+    from rag.answer import local_model
+
+    path = local_model.assemble(cfg.model_cache_dir())  # at once when already verified
+    return LlamaCppGenerator(
+        str(path),
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        context_tokens=cfg.context_tokens,
+        threads=cfg.threads,
+        model_id=f"packaged:{local_model.PACKAGED_MODEL.name}",
+    )
+
+
+def _none(cfg: GenerationSettings) -> Generator:
+    raise ConfigError(
+        "generation.backend is 'none': no language model is configured; use the quote mode, "
+        f"or set generation.backend to one of {', '.join(sorted(set(BACKENDS) - {'none'}))}"
     )
 
 
 BACKENDS: dict[str, Callable[[GenerationSettings], Generator]] = {
-    "openai": _openai,
+    "packaged": _packaged,
     "llamacpp": _llamacpp,
+    "openai": _openai,
+    "none": _none,
 }
 
 

@@ -8,6 +8,7 @@ that needs it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index import PassageEvidence
-from rag.answer import prompts
+from rag.answer import prompts, reader
 from rag.answer.citations import parse_answer
 from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
-from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Turn
+from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Phrase, Turn
 from rag.errors import ConfigError
 from rag.ingest.language import identifier
 from rag.types import Filters, Hit
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from rag.retrieval.pipeline import Retriever
     from rag.settings import GenerationSettings
 
+
+log = logging.getLogger(__name__)
 
 # "was" is English too ("What was ..."); these cue words are not.
 _GERMAN_HINTS = re.compile(
@@ -153,6 +156,7 @@ class Context:
         *,
         model: str | None = None,
         evidence: float | None = None,
+        phrase: Phrase | None = None,
     ) -> Answer:
         """The `Answer` to this question; answerable when it has sentences."""
         return Answer(
@@ -168,11 +172,27 @@ class Context:
             standalone_question=self.standalone if self.standalone != self.question else None,
             retrieval=self.retrieval,
             evidence=evidence,
+            phrase=phrase,
+        )
+
+
+_QUOTE_INSTEAD_SAID = False
+
+
+def _say_once_quote_instead() -> None:
+    """The reader mode without a language model: say once how to add one, then quote."""
+    global _QUOTE_INSTEAD_SAID
+    if not _QUOTE_INSTEAD_SAID:
+        _QUOTE_INSTEAD_SAID = True
+        log.warning(
+            "reader answers need a language model and none is available: answering in quote "
+            "mode. Install the packaged one (pip install -e . with the README's CMAKE_ARGS) "
+            "or set generation.backend; `rag models info` says what is missing."
         )
 
 
 class Answerer:
-    """Answers questions from what `retriever` finds, in quote or generate mode."""
+    """Answers questions from what `retriever` finds: reader, quote or generate mode."""
 
     def __init__(
         self,
@@ -207,7 +227,7 @@ class Answerer:
         if (
             self.generator is None
             and self.settings.configured()
-            and (mode == "generate" or history)
+            and (mode in ("generate", "reader") or history)
         ):
             from rag.answer.generators import create_generator
 
@@ -234,7 +254,11 @@ class Answerer:
         ctx = Context(question, standalone, language, hits, query_vectors[0], retrieval)
         if mode == "generate":
             yield from self.generate(ctx)
+        elif mode == "reader" and self.generator is not None:
+            yield from self.read(ctx)
         else:
+            if mode == "reader":
+                _say_once_quote_instead()
             yield from self.quote(ctx)
 
     def standalone(self, question: str, history: Sequence[Turn], language: str) -> str:
@@ -283,6 +307,65 @@ class Answerer:
             sentences.append(self._check(s.text.strip(), (n,), (), [hit], ctx, None))
         yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
 
+    # ----------------------------------------------------------------------- reader
+    def read(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
+        """The model names the answering phrase; shown only when it stands in a passage and
+        the model was sure the passages say it (see `rag.answer.reader`)."""
+        cfg = self.settings
+        model = self.generator.id if self.generator is not None else None
+        scored = score_sentences(
+            ctx.standalone, ctx.query_vector, ctx.hits, ctx.evidence, self.analyzer, self.weights
+        )
+        if not scored or self.generator is None:
+            yield from self._unanswerable(ctx, "reader", model, None)
+            return
+        shown = reader.excerpts(
+            scored,
+            ctx.hits,
+            max_passages=cfg.reader_passages,
+            sentences_per_passage=cfg.reader_sentences,
+        )
+        texts = [(ctx.hits[e.hit].date or "undated", e.text) for e in shown]
+        messages = prompts.reader_messages(ctx.standalone, texts, reader.NONE_WORD)
+        reply, p_none = reader.read(self.generator, messages)
+        phrase = reader.parse_phrase(reply)
+        found = reader.ground(phrase, shown, ctx.hits, self.analyzer) if phrase else None
+        score = {(s.hit, s.start, s.end): s.score for s in scored}
+        evidence = score.get((found.hit, *found.sentence)) if found else scored[0].score
+        sure = p_none is None or p_none < cfg.reader_none_threshold
+        log.debug(
+            "reader: phrase %r, p(NONE) %s, grounded %s, evidence %s",
+            phrase,
+            p_none,
+            found is not None,
+            evidence,
+        )
+        if found is None or not sure or (evidence or 0.0) < cfg.reader_evidence_threshold:
+            yield from self._unanswerable(ctx, "reader", model, evidence)
+            return
+        hit = ctx.hits[found.hit]
+        start, end = found.sentence
+        exact = hit.text[found.phrase[0] - hit.start : found.phrase[1] - hit.start]
+        first = prompts.READER_ANSWER[ctx.language].format(phrase=exact, n=1)
+        quoted = hit.text[start - hit.start : end - hit.start].strip()
+        date = hit.date or prompts.UNDATED[ctx.language]
+        if not quoted.startswith(("„", '"', "“", "»", "«")):
+            quoted = f"„{quoted}“"
+        line = f"{quoted} [1] ({date})"
+        yield AnswerDelta(first)
+        yield AnswerDelta("\n" + line)
+        exact_sentence = hit.text[start - hit.start : end - hit.start].strip()
+        sentence = self._check(exact_sentence, (1,), (), [hit], ctx, None)
+        yield ctx.answer(
+            f"{first}\n{line}",
+            "reader",
+            [sentence],
+            [_citation(1, hit, start, end)],
+            model=model,
+            evidence=evidence,
+            phrase=Phrase(exact, 1, *found.phrase),
+        )
+
     def _unanswerable(
         self, ctx: Context, mode: str, model: str | None, evidence: float | None
     ) -> Iterator[AnswerDelta | Answer]:
@@ -294,9 +377,10 @@ class Answerer:
     def generate(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
         if self.generator is None:
             raise ConfigError(
-                "no language model is configured for the generate mode; set generation.base_url "
-                "and generation.model (or generation.backend = 'llamacpp' and gguf_path), or use "
-                "the quote mode"
+                "no language model is configured for the generate mode; the default "
+                "(generation.backend = 'packaged') needs llama-cpp-python and the model's part "
+                "packages (`rag models info` says what is missing); or set generation.backend "
+                "to 'llamacpp' (gguf_path) or 'openai' (base_url, model); 'none' = quote answers"
             )
         model = self.generator.id
         if not ctx.hits:

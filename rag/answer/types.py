@@ -61,6 +61,20 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Phrase:
+    """The short answer a reader found: `text` exactly as it stands in citation `n`'s
+    document, at `start`..`end` (offsets into the document body, inside the quoted sentence)."""
+
+    text: str
+    n: int
+    start: int
+    end: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "n": self.n, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
 class AnswerSentence:
     """One sentence of an answer. `supported` is the support check's verdict; `problems` say
     why a sentence is not supported (a number missing from its sources, no citation, ...)."""
@@ -96,6 +110,8 @@ class Answer:
     standalone_question: str | None = None
     retrieval: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     evidence: float | None = None
+    phrase: Phrase | None = None
+    """Reader answers: the answering phrase the model found, where it stands in the sources."""
 
     @property
     def supported(self) -> bool:
@@ -119,6 +135,7 @@ class Answer:
             "passages": [h.to_json() for h in self.passages],
             "retrieval": dict(self.retrieval),
             "standalone_question": self.standalone_question,
+            "phrase": self.phrase.to_json() if self.phrase is not None else None,
         }
 
 

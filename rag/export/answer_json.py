@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.answer.types import SCHEMA_VERSION, Answer, AnswerSentence, Citation
+from rag.answer.types import SCHEMA_VERSION, Answer, AnswerSentence, Citation, Phrase
 from rag.errors import ConfigError
 from rag.export.types import ExportContext
 from rag.types import DuplicateSource, Hit
@@ -104,7 +104,17 @@ def answer_from_json(data: Any, where: str = "answer") -> Answer:
         standalone_question=r.text("standalone_question", None),
         retrieval=dict(r.record("retrieval", {})),
         evidence=r.number("evidence", None),
+        phrase=_phrase(data.get("phrase") if isinstance(data, Mapping) else None),
     )
+
+
+def _phrase(data: Any) -> Phrase | None:
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return Phrase(str(data["text"]), int(data["n"]), int(data["start"]), int(data["end"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def hit_from_json(data: Any, where: str = "hit") -> Hit:

@@ -60,7 +60,8 @@ def llama_server(
     alias: str = "gemma-3-270m",
     chat_format: str | None = "gemma",
 ) -> Iterator[LlamaServer]:
-    """`python -m llama_cpp.server` on a free loopback port, stopped on exit. Its output goes to
+    """llama.cpp's OpenAI-compatible server (`python -m rag.answer.llama_server`, which loads the
+    CPU backend first) on a free loopback port, stopped on exit. Its output goes to
     `log`, whose tail is in the failure message when it does not come up.
 
     The packaged GGUF (a base model) has no chat template; without `chat_format` the server
@@ -68,7 +69,7 @@ def llama_server(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "rag.answer.llama_server",
         "--model", str(model),
         "--model_alias", alias,
         "--host", "127.0.0.1",

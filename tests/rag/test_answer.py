@@ -113,7 +113,7 @@ def test_empty_question_and_unknown_mode_are_clear_errors(seeded):
 
     with pytest.raises(ConfigError, match="question is empty"):
         seeded.ask("  ")
-    with pytest.raises(ConfigError, match="unknown answer mode 'poem'; valid: quote, generate"):
+    with pytest.raises(ConfigError, match="unknown answer mode 'poem'; valid: reader, quote, generate"):
         seeded.ask("Was sagte Stoltenberg?", mode="poem")
 
 

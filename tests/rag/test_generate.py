@@ -209,7 +209,7 @@ def check_citations(engine: Engine, answer: Answer) -> None:
 
 
 def test_server_is_an_answer_mode(served, server):
-    assert served.answer_modes() == ["quote", "generate"]
+    assert served.answer_modes() == ["reader", "quote", "generate"]
     assert server.model == "gemma-3-270m"
 
 
@@ -266,7 +266,7 @@ def test_followup_is_rewritten_by_the_model(server, seeded_dir, embedder):
 def test_llamacpp_backend_answers_with_streaming(gguf, seeded_dir, embedder):
     cfg = generation_settings(mode="generate", backend="llamacpp", gguf_path=gguf)
     with Engine.open(seeded_dir, cfg, embedder=embedder) as engine:
-        assert engine.answer_modes() == ["quote", "generate"]
+        assert engine.answer_modes() == ["reader", "quote", "generate"]
         timed = timed_events(engine.ask_stream(STOLTENBERG))
         deltas, answer = split_stream(timed)
         print(f"\n{len(deltas)} deltas, first after {deltas[0][0]:.2f} s, "
@@ -449,6 +449,7 @@ def test_cli_server_down_prints_one_error_line(seeded_dir, embedder, monkeypatch
     from rag.cli import main
 
     url = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv("RAG_GENERATION__BACKEND", "openai")
     monkeypatch.setenv("RAG_GENERATION__BASE_URL", url)
     monkeypatch.setenv("RAG_GENERATION__MODEL", "some-model")
     # The command builds its own embedder; hand it the session's to save loading it again.

@@ -42,7 +42,7 @@ HIT_KEYS = {
 }  # fmt: skip
 ANSWER_KEYS = {
     "question", "answer", "answerable", "mode", "model", "language", "sentences", "citations",
-    "passages", "retrieval", "standalone_question",
+    "passages", "retrieval", "standalone_question", "phrase",
 }  # fmt: skip
 REPORT_KEYS = {
     "files",
@@ -373,7 +373,7 @@ def test_a_failing_language_model_is_502_and_an_error_event(seeded_dir, server_s
         seeded_dir, server_settings, embedder=embedder, generator=_BrokenGenerator()
     )
     with Service(engine) as service, serving(service) as client:
-        assert client.get("/api/info").json()["answer_modes"] == ["quote", "generate"]
+        assert client.get("/api/info").json()["answer_modes"] == ["reader", "quote", "generate"]
         body = {"question": AID_QUESTION, "mode": "generate"}
         whole = client.post("/api/ask", json=body)
         assert whole.status_code == 502

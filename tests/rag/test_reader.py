@@ -1,0 +1,212 @@
+"""Reader answers: the model's phrase is grounded in the sources or not shown; the answer quotes
+the sentence holding it verbatim. Plumbing with a canned model; behaviour with the packaged one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from rag.answer.quote import ScoredSentence
+from rag.answer.reader import Excerpt, excerpts, ground, parse_phrase
+from rag.engine import Engine
+from rag.retrieval.analysis import Analyzer
+from rag.types import Hit
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = ROOT / "seeds"
+
+SENTENCES = [
+    "Der Stadtrat beschloss am Montag den Bau einer Seilbahn.",
+    "Die Bahn soll 2027 fahren und 49,65 Millionen Euro kosten.",
+    "Als Option wird die Schaffung einer entmilitarisierten Zone diskutiert.",
+]
+TEXT = " ".join(SENTENCES)
+
+
+def _hit(text: str = TEXT, start: int = 100) -> Hit:
+    return Hit(
+        1, 1.0, "c", "d", "s.txt", "T", "2024-03", text, start, start + len(text), language="de"
+    )
+
+
+def _spans(start: int = 100) -> tuple[tuple[int, int], ...]:
+    out, pos = [], start
+    for s in SENTENCES:
+        out.append((pos, pos + len(s)))
+        pos += len(s) + 1
+    return tuple(out)
+
+
+def _excerpt() -> list[Excerpt]:
+    return [Excerpt(0, _spans(), TEXT)]
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("reply", "phrase"),
+    [
+        ("NONE", None),
+        ("None.", None),
+        ("  „49,65 Millionen Euro“.\n(aus [1])", "49,65 Millionen Euro"),
+        ("Answer: 2027", "2027"),
+        ("", None),
+    ],
+)
+def test_the_phrase_is_read_from_the_reply(reply, phrase):
+    assert parse_phrase(reply) == phrase
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("49.65 Millionen Euro", "49,65 Millionen Euro"),  # a number normalised, not invented
+        ("2027", "2027"),
+        ("bau einer seilbahn", "Bau einer Seilbahn"),
+    ],
+)
+def test_a_phrase_is_grounded_verbatim_and_shown_in_the_sources_words(phrase, expected):
+    hit = _hit()
+    found = ground(phrase, _excerpt(), [hit])
+    assert found is not None
+    assert hit.text[found.phrase[0] - hit.start : found.phrase[1] - hit.start] == expected
+    start, end = found.sentence
+    assert hit.text[start - hit.start : end - hit.start] in SENTENCES
+
+
+def test_an_inflected_phrase_is_grounded_through_its_terms_only_with_the_analyzer():
+    hit = _hit()
+    assert ground("Entmilitarisierte Zone", _excerpt(), [hit]) is None
+    found = ground("Entmilitarisierte Zone", _excerpt(), [hit], Analyzer())
+    assert found is not None
+    shown = hit.text[found.phrase[0] - hit.start : found.phrase[1] - hit.start]
+    assert shown == "entmilitarisierten Zone"
+
+
+@pytest.mark.parametrize("phrase", ["Paris", "49,66 Millionen Euro", "2028", "Millionen Dollar"])
+def test_a_phrase_the_sources_do_not_hold_is_not_grounded(phrase):
+    assert ground(phrase, _excerpt(), [_hit()], Analyzer()) is None
+
+
+def test_excerpts_keep_reading_order_and_mark_gaps():
+    hits = [_hit()]
+    spans = _spans()
+    scored = [
+        ScoredSentence(0, *spans[2], SENTENCES[2], 2.0, 0.9, 0.5),
+        ScoredSentence(0, *spans[0], SENTENCES[0], 1.5, 0.8, 0.2),
+    ]
+    (ex,) = excerpts(scored, hits, max_passages=3, sentences_per_passage=4)
+    assert ex.spans == (spans[0], spans[2])
+    assert ex.text == f"{SENTENCES[0]} … {SENTENCES[2]}"
+
+
+class CannedReader:
+    """A stand-in model that always replies `reply` with the given P(NONE)."""
+
+    id = "fake:reader"
+
+    def __init__(self, reply: str, p_none: float | None = 0.0) -> None:
+        self.reply, self.p_none = reply, p_none
+        self.calls: list[Sequence[tuple[str, str]]] = []
+
+    def stream(self, messages: Sequence[tuple[str, str]]) -> Iterator[str]:
+        yield self.reply
+
+    def read_phrase(
+        self, messages: Sequence[tuple[str, str]], none: str
+    ) -> tuple[str, float | None]:
+        self.calls.append(messages)
+        return self.reply, self.p_none
+
+
+@pytest.fixture(scope="module")
+def seeded_dir(tmp_path_factory, settings, embedder) -> Path:
+    path = tmp_path_factory.mktemp("reader") / "idx"
+    with Engine.open(path, settings, embedder=embedder) as engine:
+        assert engine.add([SEEDS]).documents == 5
+    return path
+
+
+def _engine(path: Path, settings, embedder, generator) -> Engine:
+    return Engine.open(path, settings, embedder=embedder, generator=generator)
+
+
+def test_a_grounded_phrase_answers_with_the_sentence_quoted_and_the_phrase_marked(
+    seeded_dir, settings, embedder
+):
+    model = CannedReader("Sergej Rjabkow")
+    with _engine(seeded_dir, settings, embedder, model) as engine:
+        answer = engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader")
+        doc = engine._readable_index().document(answer.citations[0].doc_id)
+    assert answer.answerable and answer.mode == "reader" and answer.model == "fake:reader"
+    assert answer.phrase is not None and answer.phrase.text == "Sergej Rjabkow"
+    assert doc["text"][answer.phrase.start : answer.phrase.end] == "Sergej Rjabkow"
+    c = answer.citations[0]
+    assert c.start <= answer.phrase.start < answer.phrase.end <= c.end
+    assert doc["text"][c.start : c.end] == c.quote and "Rjabkow" in c.quote
+    assert answer.text.startswith("Antwort: Sergej Rjabkow [1]")
+    assert all(s.supported for s in answer.sentences)
+    # The passages are data in the prompt, and the question is asked after them.
+    (system, user) = model.calls[0]
+    assert "quoted data" in system[1] and user[1].index("Question:") > user[1].index("[1]")
+
+
+@pytest.mark.parametrize(
+    ("reply", "p_none"),
+    [("Paris", 0.0), ("NONE", 0.9), ("Sergej Rjabkow", 0.6)],
+    ids=["not-in-sources", "none", "unsure"],
+)
+def test_an_ungrounded_or_unsure_phrase_is_refused_with_the_nearest_passages(
+    seeded_dir, settings, embedder, reply, p_none
+):
+    with _engine(seeded_dir, settings, embedder, CannedReader(reply, p_none)) as engine:
+        answer = engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader")
+    assert not answer.answerable and answer.phrase is None and not answer.citations
+    assert answer.text == "Die Quellen beantworten diese Frage nicht."
+    assert answer.passages  # the nearest passages are still listed
+    assert "Paris" not in answer.text
+
+
+def test_reader_mode_without_a_model_answers_in_quote_mode(seeded_dir, settings, embedder):
+    with Engine.open(seeded_dir, settings, embedder=embedder) as engine:
+        assert engine.answer_modes() == ["quote"]
+        answer = engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader")
+    assert answer.mode == "quote" and answer.answerable
+
+
+# --- the packaged model, for real ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def packaged(seeded_dir, settings, embedder) -> Iterator[Engine]:
+    from rag.answer import local_model
+
+    generation = settings.generation.model_copy(update={"backend": "packaged"})
+    if not generation.configured():
+        reason = local_model.unavailable_reason(generation.model_cache_dir())
+        pytest.skip(f"the packaged model is not here: {reason}")
+    real = settings.model_copy(update={"generation": generation})
+    with Engine.open(seeded_dir, real, embedder=embedder) as engine:
+        yield engine
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "gold"),
+    [
+        ("Wen trifft Wendy Sherman in Genf?", "Rjabkow"),
+        ("Welches Artilleriesystem liefern die USA an die Ukraine?", "HIMARS"),
+    ],
+)
+def test_the_packaged_reader_finds_the_phrase_in_its_source(packaged, question, gold):
+    answer = packaged.ask(question)
+    assert answer.mode == "reader" and answer.model.startswith("packaged:")
+    assert answer.answerable, answer.text
+    assert gold in answer.phrase.text
+    doc = packaged._readable_index().document(answer.citations[0].doc_id)
+    assert doc["text"][answer.phrase.start : answer.phrase.end] == answer.phrase.text
+
+
+@pytest.mark.slow
+def test_the_packaged_reader_refuses_what_the_seeds_do_not_say(packaged):
+    answer = packaged.ask("Wie viele Tore schoss Bayern München in der Saison 2023?")
+    assert not answer.answerable and answer.passages
