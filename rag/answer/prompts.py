@@ -55,8 +55,8 @@ READER_USER = """Excerpts:
 
 Question: {question}
 
-Reply with the shortest phrase that answers the question, copied word for word from the excerpts
-(in their language, not translated). If the excerpts do not say it, reply {none}."""
+Reply with the shortest exact phrase copied from the excerpts that answers the question. If the
+excerpts do not say it, reply {none}."""
 
 READER_PASSAGE = "[{n}] ({date}) {text}"
 
