@@ -297,11 +297,7 @@ class Answerer:
         for n, s in enumerate(chosen, 1):
             hit = ctx.hits[s.hit]
             citations.append(_citation(n, hit, s.start, s.end))
-            date = hit.date or prompts.UNDATED[ctx.language]
-            quoted = s.text.strip()
-            if not quoted.startswith(("„", '"', "“", "»", "«", "'")):
-                quoted = f"„{quoted}“"
-            line = f"{quoted} [{n}] ({date})"
+            line = _quote_line(s.text.strip(), n, hit, ctx.language)
             lines.append(line)
             yield AnswerDelta("\n" + line)
             sentences.append(self._check(s.text.strip(), (n,), (), [hit], ctx, None))
@@ -347,15 +343,11 @@ class Answerer:
         start, end = found.sentence
         exact = hit.text[found.phrase[0] - hit.start : found.phrase[1] - hit.start]
         first = prompts.READER_ANSWER[ctx.language].format(phrase=exact, n=1)
-        quoted = hit.text[start - hit.start : end - hit.start].strip()
-        date = hit.date or prompts.UNDATED[ctx.language]
-        if not quoted.startswith(("„", '"', "“", "»", "«")):
-            quoted = f"„{quoted}“"
-        line = f"{quoted} [1] ({date})"
+        sentence_text = hit.text[start - hit.start : end - hit.start].strip()
+        line = _quote_line(sentence_text, 1, hit, ctx.language)
         yield AnswerDelta(first)
         yield AnswerDelta("\n" + line)
-        exact_sentence = hit.text[start - hit.start : end - hit.start].strip()
-        sentence = self._check(exact_sentence, (1,), (), [hit], ctx, None)
+        sentence = self._check(sentence_text, (1,), (), [hit], ctx, None)
         yield ctx.answer(
             f"{first}\n{line}",
             "reader",
@@ -491,6 +483,14 @@ class Answerer:
                     f"{self.settings.support_threshold:.2f})"
                 )
         return AnswerSentence(text, numbers, not problems, tuple(problems), round(similarity, 4))
+
+
+def _quote_line(sentence: str, n: int, hit: Hit, language: str) -> str:
+    """A source sentence as the answer quotes it: in quotation marks (unless it is a quotation
+    already), its citation number and its article's date."""
+    if not sentence.startswith(("„", '"', "“", "»", "«", "'")):
+        sentence = f"„{sentence}“"
+    return f"{sentence} [{n}] ({hit.date or prompts.UNDATED[language]})"
 
 
 def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
