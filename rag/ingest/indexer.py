@@ -77,13 +77,6 @@ class Batch:
     files: int = 0
     started: float = field(default_factory=time.perf_counter)
 
-    def hashes(self) -> dict[str, str]:
-        return {d.doc_id: content_hash(d) for d in self.documents}
-
-    def changed(self, known: Mapping[str, str]) -> list[Document]:
-        """The documents whose content differs from what the index holds (`known` hashes)."""
-        return [d for d in self.documents if known.get(d.doc_id) != content_hash(d)]
-
     def report(self, result: WriteResult, n_changed: int) -> AddReport:
         return AddReport(
             files=self.files,
@@ -135,6 +128,7 @@ def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
 @dataclass(frozen=True)
 class _Chunked:
     doc: Document
+    digest: str
     passages: list[Passage]
     sentences: list[list[tuple[int, int]]]
     """Per passage: its sentences' (start, end), clipped to the passage."""
@@ -206,18 +200,26 @@ class Indexer:
     ) -> AddReport:
         """Index `batch` into `index` in one atomic write: only documents whose content
         changed are chunked and embedded."""
-        changed = batch.changed(index.content_hashes(batch.hashes()))
-        records = self.records(changed, on_progress)
+        digests = {d.doc_id: content_hash(d) for d in batch.documents}
+        known = index.content_hashes(digests)
+        changed = [d for d in batch.documents if known.get(d.doc_id) != digests[d.doc_id]]
+        records = self.records(changed, on_progress, digests)
         result = index.write(upserts=records) if records else WriteResult()
         return batch.report(result, len(changed))
 
     def records(
-        self, documents: Sequence[Document], on_progress: Progress | None = None
+        self,
+        documents: Sequence[Document],
+        on_progress: Progress | None = None,
+        digests: Mapping[str, str] | None = None,
     ) -> list[DocumentRecord]:
-        """Chunk and embed `documents` into records (passage and sentence vectors, terms)."""
-        return self._embed([self._chunk(d) for d in documents], on_progress)
+        """Chunk and embed `documents` into records (passage and sentence vectors, terms);
+        `digests` are their content hashes when the caller has them already."""
+        digests = digests or {}
+        chunked = [self._chunk(d, digests.get(d.doc_id) or content_hash(d)) for d in documents]
+        return self._embed(chunked, on_progress)
 
-    def _chunk(self, doc: Document) -> _Chunked:
+    def _chunk(self, doc: Document, digest: str) -> _Chunked:
         cfg = self.settings.chunking
         passages = chunk_text(
             doc.text,
@@ -228,7 +230,8 @@ class Indexer:
             pages=doc.pages,
         )
         sentences = split_sentences(doc.text, doc.language)
-        return _Chunked(doc, passages, [_within(sentences, p.start, p.end) for p in passages])
+        spans = [_within(sentences, p.start, p.end) for p in passages]
+        return _Chunked(doc, digest, passages, spans)
 
     def _embed(
         self, chunked: Sequence[_Chunked], on_progress: Progress | None
@@ -265,7 +268,7 @@ class Indexer:
                     )
                 )
                 row += 1
-            records.append(_document_record(c.doc, tuple(chunks)))
+            records.append(_document_record(c.doc, c.digest, tuple(chunks)))
         return records
 
     def _embed_in_steps(self, texts: list[str], on_progress: Progress | None) -> np.ndarray:
@@ -309,7 +312,7 @@ def _unique_ids(documents: Sequence[Document]) -> tuple[list[Document], list[Ing
     return list(seen.values()), problems
 
 
-def _document_record(doc: Document, chunks: tuple[ChunkRecord, ...]) -> DocumentRecord:
+def _document_record(doc: Document, digest: str, chunks: tuple[ChunkRecord, ...]) -> DocumentRecord:
     metadata = dict(doc.metadata)
     if doc.pages:
         metadata["pages"] = [list(p) for p in doc.pages]
@@ -317,7 +320,7 @@ def _document_record(doc: Document, chunks: tuple[ChunkRecord, ...]) -> Document
         doc_id=doc.doc_id,
         source=doc.source,
         text=doc.text,
-        content_hash=content_hash(doc),
+        content_hash=digest,
         title=doc.title,
         date=doc.date,
         language=doc.language,
