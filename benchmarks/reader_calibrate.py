@@ -34,8 +34,13 @@ class _Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("reader:"):
-            phrase, p_none, grounded, evidence = record.args  # type: ignore[misc]
-            _Capture.last = {"phrase": phrase, "p_none": p_none, "grounded": grounded}
+            phrase, p_none, grounded, evidence, p_phrase = record.args  # type: ignore[misc]
+            _Capture.last = {
+                "phrase": phrase,
+                "p_none": p_none,
+                "grounded": grounded,
+                "p_phrase": p_phrase,
+            }
 
 
 def main() -> None:
@@ -45,6 +50,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--index", type=Path)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A generation setting for the run, e.g. --set reader_passages=2 (repeatable).",
+    )
     args = parser.parse_args()
 
     from rag.engine import Engine
@@ -87,6 +99,7 @@ def main() -> None:
             "backend": "packaged",
             "reader_none_threshold": 1.0,
             "reader_evidence_threshold": 0.0,
+            **dict(item.split("=", 1) for item in args.set),
         }
     )
     with (

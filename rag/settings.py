@@ -148,6 +148,13 @@ class GenerationSettings(_Section):
     reader_sentences: int = Field(
         4, ge=1, le=20, description="reader: best sentences of each passage in its excerpt."
     )
+    reader_chars: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="reader: most characters of excerpts the model reads (best sentences "
+        "first; 0 = no limit). The prompt's length sets the reader's latency.",
+    )
     reader_none_threshold: float = Field(
         0.2,
         ge=0,

@@ -15,16 +15,24 @@ file and what to check.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rag.answer.reader import Reading
 from rag.errors import ConfigError, GeneratorError
 
 if TYPE_CHECKING:
+    from rag.answer.reader import CopySpan
     from rag.settings import GenerationSettings
 
 Messages = Sequence[tuple[str, str]]
+
+
+log = logging.getLogger(__name__)
 
 
 class Generator(Protocol):
@@ -149,56 +157,98 @@ class LlamaCppGenerator:
         self.gguf_path = gguf_path
         self.temperature, self.max_tokens = temperature, max_tokens
         self._llm = load_llama(gguf_path, n_ctx=context_tokens, n_threads=threads)
+        self._pieces: dict[int, bytes] = {}
+        self._busy = threading.Lock()
+        """One llama.cpp context runs one reply at a time; other callers wait here."""
 
     def stream(self, messages: Messages) -> Iterator[str]:
         try:
-            chunks = self._llm.create_chat_completion(
-                messages=[{"role": role, "content": content} for role, content in messages],
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                stream=True,
-            )
-            for chunk in chunks:
-                text = chunk["choices"][0].get("delta", {}).get("content")
-                if text:
-                    yield text
+            with self._busy:
+                chunks = self._llm.create_chat_completion(
+                    messages=[{"role": role, "content": content} for role, content in messages],
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    stream=True,
+                )
+                for chunk in chunks:
+                    text = chunk["choices"][0].get("delta", {}).get("content")
+                    if text:
+                        yield text
         except Exception as exc:  # noqa: BLE001  # anything llama.cpp raises mid-answer
             raise GeneratorError(
                 f"llama.cpp failed while generating with {self.gguf_path}: {exc}"
             ) from None
 
     def read_phrase(
-        self, messages: Messages, none: str, max_tokens: int = 32
-    ) -> tuple[str, float | None]:
-        """A short reply (greedy), and the probability that its first token begins `none`:
-        the model's own confidence that the passages do not answer (for the reader)."""
+        self,
+        messages: Messages,
+        none: str,
+        max_tokens: int = 32,
+        *,
+        copy: CopySpan | None = None,
+    ) -> Reading:
+        """A short reply (greedy), the probability that its first token begins `none` (the
+        model's own confidence that the passages do not answer), and with `copy` the
+        probability the model gave the reply's tokens.
+
+        With `copy`, each step takes the model's best token that keeps the reply inside the
+        sources (or `none` first), and the reply ends only at a word's end. A reply that only
+        repeats words of the question is read once more with its first token barred (the
+        prompt is cached: about a second), and that second reply is returned."""
+        reading, first = self._read_once(messages, none, max_tokens, copy, frozenset())
+        if copy is not None and first is not None and copy.repeats_question(reading.text):
+            again, _ = self._read_once(messages, none, max_tokens, copy, frozenset({first}))
+            reading = Reading(again.text, reading.p_none, again.p_phrase)
+        return reading
+
+    def _read_once(
+        self,
+        messages: Messages,
+        none: str,
+        max_tokens: int,
+        copy: CopySpan | None,
+        barred: frozenset[int],
+    ) -> tuple[Reading, int | None]:
+        """The reading, and the first token chosen under `copy`."""
         import llama_cpp
         import numpy as np
 
         first: list[np.ndarray] = []
+        steer = _CopySteer(self, copy, none, barred) if copy is not None else None
 
-        def keep_first(_ids: Any, scores: Any) -> Any:
+        def keep_first(ids: Any, scores: Any) -> Any:
             if not first:
                 first.append(np.array(scores, dtype=np.float64))
-            return scores
+            return scores if steer is None else steer(ids, scores)
 
         try:
-            reply = self._llm.create_chat_completion(
-                messages=[{"role": role, "content": content} for role, content in messages],
-                temperature=0.0,
-                max_tokens=max_tokens,
-                logits_processor=llama_cpp.LogitsProcessorList([keep_first]),
-            )
+            with self._busy:
+                reply = self._llm.create_chat_completion(
+                    messages=[{"role": role, "content": content} for role, content in messages],
+                    temperature=0.0,
+                    max_tokens=max_tokens,
+                    logits_processor=llama_cpp.LogitsProcessorList([keep_first]),
+                )
         except Exception as exc:  # noqa: BLE001  # anything llama.cpp raises
             raise GeneratorError(
                 f"llama.cpp failed while reading with {self.gguf_path}: {exc}"
             ) from None
         text = _text(reply["choices"][0]["message"].get("content"))
+        log.debug("reader prompt: %s tokens", reply.get("usage", {}).get("prompt_tokens"))
+        p_phrase = math.exp(steer.logprob) if steer is not None and not steer.free else None
+        chosen = steer.first if steer is not None else None
         if not first:
-            return text, None
+            return Reading(text, None, p_phrase), chosen
         logits = first[0] - first[0].max()
         probs = np.exp(logits) / np.exp(logits).sum()
-        return text, float(probs[self._first_tokens(none)].sum())
+        return Reading(text, float(probs[self._first_tokens(none)].sum()), p_phrase), chosen
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (cached: the vocabulary is 150k tokens, a reply reads few)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            cached = self._pieces[token] = self._llm.detokenize([token])
+        return cached
 
     def _first_tokens(self, word: str) -> list[int]:
         """Token ids a reply beginning with `word` can start with ("NONE", " NONE", ...)."""
@@ -208,6 +258,74 @@ class LlamaCppGenerator:
             if tokens:
                 ids.add(tokens[0])
         return sorted(ids)
+
+
+class _CopySteer:
+    """llama-cpp-python logits processor holding a greedy reply to a `CopySpan`: of the
+    model's tokens, best first, the first one the constraint allows gets all the probability.
+    The reply may instead begin with the `none` word (then it is left free), and ends with the
+    end-of-turn token or a line break only where the constraint lets it stop. `barred` tokens
+    may not begin it."""
+
+    _LOOK = (64, 2048)  # candidates examined per step: the best 64, then 2048, then all
+
+    def __init__(
+        self, generator: LlamaCppGenerator, copy: CopySpan, none: str, barred: frozenset[int]
+    ) -> None:
+        llm = generator._llm  # the generator's own model
+        self._gen, self._copy, self._barred = generator, copy, barred
+        self.first: int | None = None
+        """The reply's first token, once chosen."""
+        self._none = {
+            t
+            for t in generator._first_tokens(none)
+            if generator.piece(t).strip().upper() == none.encode()
+        }
+        self._ends = {llm.token_eos()} | {
+            t for t in llm.tokenize(b"<|im_end|><|endoftext|>", add_bos=False, special=True)
+        }
+        self._prompt: int | None = None
+        self.free = False
+        """The reply began with `none`: not held to the sources from there on."""
+        self.logprob = 0.0
+        """Log-probability the model gave the tokens chosen under the constraint."""
+
+    def __call__(self, ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if self._prompt is None:
+            self._prompt = len(ids)
+        if self.free:
+            return scores
+        reply = b"".join(self._gen.piece(int(t)) for t in ids[self._prompt :])
+        chosen = self._choose(reply, scores, np)
+        if not reply:
+            self.first = chosen
+        self.free = not reply and chosen in self._none  # NONE: the rest is not a phrase
+        top = float(scores.max())
+        self.logprob += float(scores[chosen]) - top - math.log(np.exp(scores - top).sum())
+        out = np.full_like(scores, -np.inf)
+        out[chosen] = 0.0
+        return out
+
+    def _choose(self, reply: bytes, scores: Any, np: Any) -> int:
+        looked = 0
+        for look in (*self._LOOK, len(scores)):
+            top = np.argpartition(-scores, look - 1)[:look]
+            for t in top[np.argsort(-scores[top])][looked:]:
+                t = int(t)
+                piece = self._gen.piece(t)
+                if t in self._ends or b"\n" in piece:
+                    if reply and self._copy.may_stop(reply):
+                        return t
+                elif (
+                    piece
+                    and (reply or t not in self._barred)
+                    and ((not reply and t in self._none) or self._copy.extends(reply, piece))
+                ):
+                    return t  # (special tokens have no piece: never part of a phrase)
+            looked = look
+        return next(iter(self._ends))  # nothing fits: end, and let grounding judge the reply
 
 
 def _openai(cfg: GenerationSettings) -> Generator:

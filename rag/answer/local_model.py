@@ -465,13 +465,14 @@ def load_llama(
     threads = n_threads or default_threads()
     started = time.perf_counter()
     try:
+        options = {"flash_attn": True, **kwargs}  # prompt processing ~5 % faster here
         llm = llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_threads=threads,
             n_threads_batch=threads,
             verbose=verbose,
-            **kwargs,
+            **options,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -208,6 +209,7 @@ class Answerer:
         self.generator = generator
         self.weights = weights or QuoteWeights()
         self.retriever = retriever
+        self._loading = threading.Lock()
 
     def stream(
         self,
@@ -231,7 +233,9 @@ class Answerer:
         ):
             from rag.answer.generators import create_generator
 
-            self.generator = create_generator(self.settings)
+            with self._loading:  # two first questions at once load the model once
+                if self.generator is None:
+                    self.generator = create_generator(self.settings)
         language = question_language(question)
         standalone = self.standalone(question, list(history or ()), language)
         plan = self.retriever.plan()
@@ -320,21 +324,29 @@ class Answerer:
             ctx.hits,
             max_passages=cfg.reader_passages,
             sentences_per_passage=cfg.reader_sentences,
+            max_chars=cfg.reader_chars,
         )
         texts = [(ctx.hits[e.hit].date or "undated", e.text) for e in shown]
         messages = prompts.reader_messages(ctx.standalone, texts, reader.NONE_WORD)
-        reply, p_none = reader.read(self.generator, messages)
-        phrase = reader.parse_phrase(reply)
+        copy = reader.CopySpan(
+            [e.text for e in shown],
+            ctx.standalone,
+            lambda text: self.analyzer.document_terms(text, ctx.language),
+        )
+        reading = reader.read(self.generator, messages, copy)
+        p_none = reading.p_none
+        phrase = reader.parse_phrase(reading.text)
         found = reader.ground(phrase, shown, ctx.hits, self.analyzer) if phrase else None
         score = {(s.hit, s.start, s.end): s.score for s in scored}
         evidence = score.get((found.hit, *found.sentence)) if found else scored[0].score
         sure = p_none is None or p_none < cfg.reader_none_threshold
         log.debug(
-            "reader: phrase %r, p(NONE) %s, grounded %s, evidence %s",
+            "reader: phrase %r, p(NONE) %s, grounded %s, evidence %s, p(phrase) %s",
             phrase,
             p_none,
             found is not None,
             evidence,
+            reading.p_phrase,
         )
         if found is None or not sure or (evidence or 0.0) < cfg.reader_evidence_threshold:
             yield from self._unanswerable(ctx, "reader", model, evidence)

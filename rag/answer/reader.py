@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,8 @@ from rag.types import Hit
 if TYPE_CHECKING:
     from rag.answer.generators import Generator, Messages
     from rag.retrieval.analysis import Analyzer
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 NONE_WORD = "NONE"
 """What the reader model answers when the excerpts do not say it (prompts.READER_*)."""
@@ -58,19 +60,27 @@ def excerpts(
     *,
     max_passages: int = 3,
     sentences_per_passage: int = 4,
+    max_chars: int = 0,
 ) -> list[Excerpt]:
     """The best `sentences_per_passage` sentences of each of the `max_passages` passages that
-    hold the best-scored sentences, in reading order, "…" where sentences were left out."""
+    hold the best-scored sentences, in reading order, "…" where sentences were left out; with
+    `max_chars`, best first while they fit (the best sentence always)."""
     order: list[int] = []
     chosen: dict[int, list[ScoredSentence]] = {}
+    used = 0
     for s in scored:
+        if s.hit not in chosen and len(order) == max_passages:
+            continue
+        if s.hit in chosen and len(chosen[s.hit]) == sentences_per_passage:
+            continue
+        size = len(s.text.strip()) + 1
+        if max_chars and order and used + size > max_chars:
+            continue
         if s.hit not in chosen:
-            if len(order) == max_passages:
-                continue
             order.append(s.hit)
             chosen[s.hit] = []
-        if len(chosen[s.hit]) < sentences_per_passage:
-            chosen[s.hit].append(s)
+        chosen[s.hit].append(s)
+        used += size
     out = []
     for i in order:
         picked = sorted(chosen[i], key=lambda s: s.start)
@@ -84,14 +94,88 @@ def excerpts(
     return out
 
 
-def read(generator: Generator, messages: Messages) -> tuple[str, float | None]:
-    """The model's reply, and its probability of NONE as the first token when the backend can
-    tell (an in-process llama.cpp model can; an HTTP endpoint: None)."""
+class CopySpan:
+    """Decoding constraint: the reply is NONE or a run of whole words copied from `sources`.
+
+    A backend that decodes token by token (llama.cpp in this process) asks `extends` for each
+    candidate piece and `may_stop` before it ends the reply, so the model cannot translate
+    ("Summer 1521" for "Sommer 1521"), paraphrase or invent: its best-scoring continuation that
+    stays inside an excerpt wins. A phrase that only repeats the question ("Harvard Stadium"
+    for "Wo liegt das Harvard Stadium?") does not answer it: `repeats_question` tells, and the
+    backend reads again. Bytes, not str: a token can end mid-character.
+    Case must match but for the first letter.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        question: str = "",
+        terms: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
+        self._hay = b"\n".join(" ".join(s.split()).encode("utf-8") for s in sources)
+        self._terms = terms or (lambda text: (w.casefold() for w in _TOKEN.findall(text)))
+        self._question = set(self._terms(question))
+
+    def extends(self, prefix: bytes, piece: bytes) -> bool:
+        """Whether `prefix + piece` still stands in a source, from a word start on."""
+        reply = (prefix + piece).lstrip()
+        return bool(reply) and self._find(reply, word_end=False)
+
+    def may_stop(self, prefix: bytes) -> bool:
+        """Whether the reply may end here: at the end of a word of a source."""
+        phrase = prefix.strip()
+        return bool(phrase) and self._find(phrase, word_end=True)
+
+    def repeats_question(self, phrase: str) -> bool:
+        """Whether every term of `phrase` is a term of the question: it does not answer.
+        (`terms` = the analyzer's: "Byzantinische Reich" repeats "Byzantinischen Reich".)"""
+        words = set(self._terms(phrase))
+        return bool(words) and words <= self._question
+
+    def _find(self, needle: bytes, *, word_end: bool) -> bool:
+        """Whether `needle` starts a word in a source: exact, but for the case of its first
+        letter (the model capitalises a reply's first word)."""
+        head, rest = needle[:1].lower(), needle[1:]
+        at = self._hay.find(rest, 1) if rest else self._hay.find(head)
+        while at >= 0:
+            start = at - 1 if rest else at
+            end = at + len(rest) if rest else at + 1
+            if (
+                start >= 0
+                and self._hay[start : start + 1].lower() == head
+                and (start == 0 or not _word_byte(self._hay[start - 1]))
+                and (not word_end or end == len(self._hay) or not _word_byte(self._hay[end]))
+            ):
+                return True
+            at = self._hay.find(rest, at + 1) if rest else self._hay.find(head, at + 1)
+        return False
+
+
+def _word_byte(b: int) -> bool:
+    """A byte inside a word: ASCII letters and digits, and every byte of a non-ASCII letter."""
+    return b >= 0x80 or chr(b).isalnum()
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The model's reply, with what an in-process model can also tell (None from an HTTP
+    endpoint): its probability of NONE as the first token, and the probability it gave the
+    tokens of its (copy-constrained) reply, end of turn included."""
+
+    text: str
+    p_none: float | None = None
+    p_phrase: float | None = None
+
+
+def read(generator: Generator, messages: Messages, copy: CopySpan | None = None) -> Reading:
+    """The model's reply to the reader prompt. A backend that decodes here holds the reply to
+    `copy`; the reply of any other is grounded afterwards all the same."""
     read_phrase = getattr(generator, "read_phrase", None)
     if read_phrase is not None:
-        text, p_none = read_phrase(messages, NONE_WORD)
-        return str(text), p_none
-    return "".join(generator.stream(messages)), None
+        reading = read_phrase(messages, NONE_WORD, copy=copy)
+        assert isinstance(reading, Reading)
+        return reading
+    return Reading("".join(generator.stream(messages)))
 
 
 def parse_phrase(reply: str) -> str | None:
@@ -144,9 +228,6 @@ def ground(
         if window is not None:
             return Grounding(i, (start, end), (start + window[0], start + window[1]))
     return None
-
-
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 def _term_window(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.answer.quote import ScoredSentence
-from rag.answer.reader import Excerpt, excerpts, ground, parse_phrase
+from rag.answer.reader import CopySpan, Excerpt, Reading, excerpts, ground, parse_phrase
 from rag.engine import Engine
 from rag.retrieval.analysis import Analyzer
 from rag.types import Hit
@@ -101,6 +101,19 @@ def test_excerpts_keep_reading_order_and_mark_gaps():
     assert ex.text == f"{SENTENCES[0]} … {SENTENCES[2]}"
 
 
+def test_excerpts_fit_a_character_budget_best_sentences_first():
+    hits = [_hit()]
+    spans = _spans()
+    scored = [
+        ScoredSentence(0, *spans[i], SENTENCES[i], 3.0 - i, 0.9, 0.5) for i in range(len(spans))
+    ]
+    budget = len(SENTENCES[0]) + len(SENTENCES[1]) + 2
+    (ex,) = excerpts(scored, hits, max_chars=budget)
+    assert ex.spans == (spans[0], spans[1])
+    (only,) = excerpts(scored, hits, max_chars=5)  # the best sentence, whatever its length
+    assert only.spans == (spans[0],)
+
+
 class CannedReader:
     """A stand-in model that always replies `reply` with the given P(NONE)."""
 
@@ -113,11 +126,9 @@ class CannedReader:
     def stream(self, messages: Sequence[tuple[str, str]]) -> Iterator[str]:
         yield self.reply
 
-    def read_phrase(
-        self, messages: Sequence[tuple[str, str]], none: str
-    ) -> tuple[str, float | None]:
+    def read_phrase(self, messages: Sequence[tuple[str, str]], none: str, copy=None) -> Reading:
         self.calls.append(messages)
-        return self.reply, self.p_none
+        return Reading(self.reply, self.p_none)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +221,45 @@ def test_the_packaged_reader_finds_the_phrase_in_its_source(packaged, question, 
 def test_the_packaged_reader_refuses_what_the_seeds_do_not_say(packaged):
     answer = packaged.ask("Wie viele Tore schoss Bayern München in der Saison 2023?")
     assert not answer.answerable and answer.passages
+
+
+@pytest.mark.slow
+def test_the_copy_constraint_holds_the_model_to_the_source_words(packaged):
+    """Asked to translate, the model writes English; held to the source, it can only copy."""
+    generator = packaged._answerer.generator  # loaded by the questions above or here
+    if generator is None:
+        packaged.ask("Wen trifft Wendy Sherman in Genf?")
+        generator = packaged._answerer.generator
+    source = "Im Sommer 1521 weitete Luther seine Angriffe auf Doktrinen aus."
+    messages = [("user", f"Translate into English and reply with the translation only: {source}")]
+    free = generator.read_phrase(messages, "NONE")
+    held = generator.read_phrase(messages, "NONE", copy=CopySpan([source], "Wann?"))
+    assert "summer" in free.text.casefold()  # what the model does on its own
+    assert held.text.strip() and " ".join(held.text.split()) in source
+    assert 0.0 < held.p_phrase < 1.0
+
+
+# --- the copy constraint -------------------------------------------------------------------------
+def test_copy_span_extends_only_within_a_source_from_a_word_start():
+    copy = CopySpan(["Einige in den 1970ern entwickelte Theorien", "die Botanik und Chemie"])
+    assert copy.extends(b"", b"19") and copy.extends(b"", b" Die")  # first letter's case free
+    assert copy.extends(b"Die", b" Botanik") and not copy.extends(b"Die", b" botanik")
+    assert not copy.extends(b"", b"ntwickelte")  # not from a word start
+    assert not copy.extends(b"", b"Summer") and not copy.extends(b"", b"  ")
+    assert copy.extends(b"Einige in", b" den") and not copy.extends(b"in den", b"\n")
+
+
+def test_copy_span_stops_only_at_a_word_end():
+    copy = CopySpan(["Einige in den 1970ern entwickelte Theorien"])
+    assert not copy.may_stop(b"1970er") and copy.may_stop(b"1970ern")
+    assert copy.may_stop(b"Theorien") and not copy.may_stop(b"") and not copy.may_stop(b"Theo")
+
+
+def test_a_phrase_of_question_terms_repeats_the_question():
+    analyzer = Analyzer()
+    question = "Wer war der Hauptfeind der Normannen im Byzantinischen Reich?"
+    copy = CopySpan(["…"], question, lambda text: analyzer.document_terms(text, "de"))
+    assert copy.repeats_question("Normannen") and copy.repeats_question("Byzantinische Reich")
+    assert not copy.repeats_question("die Seldschuken") and not copy.repeats_question("")
+    plain = CopySpan(["…"], "Wo liegt das Harvard Stadium?")
+    assert plain.repeats_question("Harvard Stadium") and not plain.repeats_question("Allston")
