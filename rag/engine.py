@@ -1,6 +1,8 @@
 """`Engine`: the one facade over ingest, index, retrieval, answers and exports. It holds the
 parts and hands each call to its room (`rag.ingest.indexer`, `rag.retrieval.pipeline`,
-`rag.answer.pipeline`, `rag.export`). Thread-safe: one re-entrant lock serialises the calls.
+`rag.answer.pipeline`, `rag.export`). Thread-safe: one re-entrant lock guards the index, held
+only while it is read or written; embedding documents and running a language model happen
+outside it, so searches and asks never wait for an upload's embedding or another's answer.
 """
 
 from __future__ import annotations
@@ -106,10 +108,22 @@ class Engine:
         return self._commit(self._indexer.check(documents), on_progress)
 
     def _commit(self, batch: Batch, on_progress: Progress | None) -> AddReport:
+        """Embed outside the lock (the slow part: searches and asks go on meanwhile, on the
+        last committed state), then write in one short locked step."""
         with self._lock:
             if not batch.documents and self._index is None:
                 return batch.report(WriteResult(), 0)  # leave no empty index behind
-            return self._indexer.commit(batch, self._writable_index(), on_progress)
+            index = self._writable_index()
+            changed, digests = self._indexer.changed(batch, index)
+        records = self._indexer.records(changed, on_progress, digests)
+        with self._lock:
+            if index is not self._index:
+                raise ConfigError(
+                    f"this Engine for {self.path} was closed while documents were being "
+                    "embedded; nothing was written: open it again and add them again"
+                )
+            result = index.write(upserts=records) if records else WriteResult()
+        return batch.report(result, len(changed))
 
     def remove(self, doc_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> WriteResult:
         """Remove documents by id or by source; unknown ones are ignored."""
@@ -156,7 +170,8 @@ class Engine:
         k = self.settings.retrieval.k if k is None else k
         plan = self.plan(mode, rerank, dedupe)
         with self._lock:
-            return self._retrieval().search(queries, k, filters, plan)
+            retriever = self._retrieval()
+        return retriever.search(queries, k, filters, plan)  # locks while it reads the index
 
     # ---------------------------------------------------------------------- answers
     def answer_modes(self) -> list[AnswerMode]:
@@ -186,7 +201,8 @@ class Engine:
         *,
         mode: AnswerMode | None = None,
     ) -> Iterator[AnswerDelta | Answer]:
-        """`ask`, streaming `AnswerDelta`s, then the `Answer` (holds the lock: read it all)."""
+        """`ask`, streaming `AnswerDelta`s, then the `Answer`. The lock is held only while
+        the index is read: a language model's seconds block no search and no write."""
         from rag.answer.pipeline import Answerer
 
         with self._lock:
@@ -198,8 +214,9 @@ class Engine:
                     self._generator,
                     retriever=self._retrieval(),
                 )
-            yield from self._answerer.stream(question, filters, history, mode)
-            self._generator = self._answerer.generator
+            answerer = self._answerer
+        yield from answerer.stream(question, filters, history, mode)
+        self._generator = answerer.generator
 
     # ---------------------------------------------------------------------- export
     def export(self, answers: Answer | Sequence[Answer], fmt: ExportFormat | str) -> Export:
@@ -242,6 +259,6 @@ class Engine:
         if self._retriever is None:
             ensure_keywords(index, self.analyzer)
             self._retriever = Retriever(
-                index, self.embedder, self.analyzer, self.settings.retrieval
+                index, self.embedder, self.analyzer, self.settings.retrieval, lock=self._lock
             )
         return self._retriever

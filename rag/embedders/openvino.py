@@ -157,10 +157,12 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="Batches", total=len(starts))
-        with self._infer_lock:
-            request = self._compiled.create_infer_request()
-            for start in starts:
-                rows = order[start : start + size]
+        request = self._compiled.create_infer_request()
+        for start in starts:
+            rows = order[start : start + size]
+            # Locked per batch, not per call: a query's embedding waits for one batch of an
+            # upload's, not for all of it (the tokenizer is not safe across threads).
+            with self._infer_lock:
                 batch = tokenizer(
                     [texts[i] for i in rows],
                     padding=True,

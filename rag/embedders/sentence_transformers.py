@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import ModelError
 from rag.embedders import e5_build, precision
+from rag.errors import ModelError
 from rag.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class SentenceTransformerEmbedder:
         self.precision = precision.resolve(settings.precision)
         self._model: Any = None
         self._lock = threading.Lock()
+        self._encoding = threading.Lock()
 
     # --- identity (cheap: no model load for the default) ---------------------------------
     @property
@@ -119,17 +120,27 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # encode() sorts by length internally, so batches hold texts of similar length.
-        vectors = self.model.encode(
-            texts,
-            prompt=prompt or None,
-            batch_size=self.settings.batch_size,
-            show_progress_bar=self.settings.show_progress and len(texts) >= _PROGRESS_MIN,
-            convert_to_numpy=False,
-            convert_to_tensor=True,
-            normalize_embeddings=False,
-        )
-        out = vectors.float().cpu().numpy().astype(np.float32, copy=False)
+        # Longest first, in groups of a few batches, each under the lock (the tokenizer is not
+        # safe across threads): a query's embedding waits for one group of an upload's, not
+        # for all of it. encode() sorts each group by length again, so batches stay even.
+        model = self.model
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        group = self.settings.batch_size * 4
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        progress = self.settings.show_progress and len(texts) >= _PROGRESS_MIN
+        for start in range(0, len(texts), group):
+            rows = order[start : start + group]
+            with self._encoding:
+                vectors = model.encode(
+                    [texts[i] for i in rows],
+                    prompt=prompt or None,
+                    batch_size=self.settings.batch_size,
+                    show_progress_bar=progress and start == 0 and len(texts) <= group,
+                    convert_to_numpy=False,
+                    convert_to_tensor=True,
+                    normalize_embeddings=False,
+                )
+            out[rows] = vectors.float().cpu().numpy().astype(np.float32, copy=False)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

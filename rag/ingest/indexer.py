@@ -199,13 +199,18 @@ class Indexer:
         self, batch: Batch, index: IndexBackend, on_progress: Progress | None = None
     ) -> AddReport:
         """Index `batch` into `index` in one atomic write: only documents whose content
-        changed are chunked and embedded."""
-        digests = {d.doc_id: content_hash(d) for d in batch.documents}
-        known = index.content_hashes(digests)
-        changed = [d for d in batch.documents if known.get(d.doc_id) != digests[d.doc_id]]
+        changed are chunked and embedded. (The Engine runs the same steps with its lock
+        held only around `changed` and the write.)"""
+        changed, digests = self.changed(batch, index)
         records = self.records(changed, on_progress, digests)
         result = index.write(upserts=records) if records else WriteResult()
         return batch.report(result, len(changed))
+
+    def changed(self, batch: Batch, index: IndexBackend) -> tuple[list[Document], dict[str, str]]:
+        """The documents of `batch` new to `index` or changed, and every document's hash."""
+        digests = {d.doc_id: content_hash(d) for d in batch.documents}
+        known = index.content_hashes(digests)
+        return [d for d in batch.documents if known.get(d.doc_id) != digests[d.doc_id]], digests
 
     def records(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,10 +102,13 @@ class Retriever:
         analyzer: Analyzer,
         settings: RetrievalSettings,
         reranker: Reranker | None = None,
+        lock: AbstractContextManager[object] | None = None,
     ) -> None:
         self.index, self.embedder, self.analyzer = index, embedder, analyzer
         self.settings = settings
         self._reranker = reranker
+        self._lock = lock or nullcontext()
+        """Held while the index is read (the Engine's: a write waits, an embedding does not)."""
 
     def plan(
         self,
@@ -139,18 +143,19 @@ class Retriever:
         if any(not q or not q.strip() for q in queries):
             raise ConfigError("the query is empty; pass a question or keywords")
         plan = plan or self.plan()
-        allowed = self._allowed(filters)
-        if allowed is not None and len(allowed) == 0:
-            return [[] for _ in queries]
         if query_vectors is None and (plan.mode in ("dense", "hybrid") or plan.rerank):
             query_vectors = self.embedder.embed_queries(list(queries))
-        candidates = self._candidates(queries, k, plan, allowed, query_vectors)
-        out = []
-        for i, query in enumerate(queries):
-            reads = _Reads(self.index)
-            vector = query_vectors[i] if query_vectors is not None else None
-            found = self._rank(query, vector, candidates[i], k, plan, reads)
-            out.append(self._hits(found, reads, with_evidence))
+        with self._lock:
+            allowed = self._allowed(filters)
+            if allowed is not None and len(allowed) == 0:
+                return [[] for _ in queries]
+            candidates = self._candidates(queries, k, plan, allowed, query_vectors)
+            out = []
+            for i, query in enumerate(queries):
+                reads = _Reads(self.index)
+                vector = query_vectors[i] if query_vectors is not None else None
+                found = self._rank(query, vector, candidates[i], k, plan, reads)
+                out.append(self._hits(found, reads, with_evidence))
         return out
 
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:

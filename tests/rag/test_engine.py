@@ -577,3 +577,90 @@ def test_a_document_over_the_size_limit_is_a_problem_and_the_rest_is_indexed(
     message = report.problems[0].message
     assert "2,000 characters" in message and "chunking.max_document_chars" in message
     assert "RAG_CHUNKING__MAX_DOCUMENT_CHARS" in message
+
+
+class _GatedEmbedder:
+    """The fake embedder, but embedding passages waits until the test opens the gate."""
+
+    def __init__(self, inner) -> None:
+        import threading
+
+        self.inner, self.entered, self.gate = inner, threading.Event(), threading.Event()
+        self.id, self.dim, self.prompts = inner.id, inner.dim, inner.prompts
+        self.max_tokens, self.count_tokens = inner.max_tokens, inner.count_tokens
+        self.embed_queries = inner.embed_queries
+
+    def embed_passages(self, texts):
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        return self.inner.embed_passages(texts)
+
+
+def test_searches_and_quote_answers_go_on_while_an_upload_embeds(tmp_path, settings, fake_embedder):
+    """Reads never wait for writes: the upload embeds outside the Engine's lock, and readers
+    see the last committed state until its short write."""
+    import threading
+
+    gated = _GatedEmbedder(fake_embedder)
+    with Engine.open(tmp_path / "idx", settings, embedder=gated) as engine:
+        gated.gate.set()
+        engine.add_documents([Document(doc_id="alt", text="Die Seilbahn kostet viel.", source="a")])
+        gated.gate.clear()
+        gated.entered.clear()
+        report: list = []
+        upload = threading.Thread(
+            target=lambda: report.append(
+                engine.add_documents([Document(doc_id="neu", text="Ein neuer Text.", source="n")])
+            )
+        )
+        upload.start()
+        try:
+            assert gated.entered.wait(10)  # the upload is embedding now, and stays there
+            seen: dict = {}
+
+            def read() -> None:
+                seen["hits"] = engine.search("Seilbahn", k=5)
+                seen["answer"] = engine.ask("Was kostet die Seilbahn?", mode="quote")
+                seen["docs"] = [d["doc_id"] for d in engine.documents()]
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            reader.join(20)
+            assert not reader.is_alive(), "a read waited for the upload's embedding"
+            assert [h.doc_id for h in seen["hits"]] == ["alt"] and seen["answer"].passages
+            assert seen["docs"] == ["alt"]  # the upload is not committed yet
+        finally:
+            gated.gate.set()
+            upload.join(30)
+        assert report and report[0].added == 1
+        assert sorted(d["doc_id"] for d in engine.documents()) == ["alt", "neu"]
+
+
+def test_an_engine_closed_while_embedding_writes_nothing_and_says_so(
+    tmp_path, settings, fake_embedder
+):
+    import threading
+
+    gated = _GatedEmbedder(fake_embedder)
+    engine = Engine.open(tmp_path / "idx", settings, embedder=gated)
+    gated.gate.set()
+    engine.add_documents([Document(doc_id="alt", text="Ein Text.", source="a")])
+    gated.gate.clear()
+    gated.entered.clear()
+    errors: list = []
+
+    def upload():
+        try:
+            engine.add_documents([Document(doc_id="neu", text="Noch ein Text.", source="n")])
+        except RagError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    assert gated.entered.wait(10)
+    engine.close()
+    gated.gate.set()
+    worker.join(30)
+    assert errors and "closed while documents were being embedded" in str(errors[0])
+    with Engine.open(tmp_path / "idx", settings, embedder=fake_embedder) as again:
+        assert [d["doc_id"] for d in again.documents()] == ["alt"]
