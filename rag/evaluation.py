@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -242,48 +243,50 @@ def evaluate_answers(
     index_dir: Path | None = None,
     mode: str | None = None,
     questions_file: Path | None = None,
+    *,
+    modes: Sequence[str] = (),
+    hard_negatives: bool = False,
+    sample: int | None = None,
 ) -> dict[str, Any]:
-    """Answer every question of a SQuAD file against an index of its own paragraphs, and
-    (with `unanswerable_corpus`, e.g. the seed articles) against an index of only that corpus,
-    where no question is answerable.
+    """Answer every question of a SQuAD file against an index of its own paragraphs, in each
+    of `modes` (default: `mode`, else the configured one).
 
-    Reports: how often the answer text contains a gold answer string, how often its first
-    citation is the gold paragraph, how often it is answerable; for the unanswerable run, how
-    often the answer says the sources do not answer. The evidence scores of both runs are
-    summarized, so `generation.answerable_threshold` can be calibrated.
+    Per mode: how often the answer contains a gold answer string (`contains_gold`), is answered
+    and correct, is refused although the paragraph is there (`wrongly_refused`), cites the gold
+    paragraph first, and how long it took. With `hard_negatives`, each question is asked again
+    restricted to its article's *other* paragraphs (same names, same topic, no answer): every
+    answer there should be a refusal (`refused`; `refused_clean` leaves out questions whose gold
+    string happens to stand in those paragraphs too). With `unanswerable_corpus` (e.g. the seed
+    articles), against an index of only that corpus. `sample` takes N questions spread evenly
+    over the file; `limit` the first N.
     """
     from rag.engine import Engine
+    from rag.types import Filters
 
     docs, questions = load_squad(squad_file)
     golds = _load_answers(squad_file)  # gold strings of the paragraphs' language
     if questions_file is not None:
         questions = _parallel_questions(questions, questions_file)
-    items = list(questions.values())[:limit] if limit else list(questions.values())
-    out: dict[str, Any] = {"n_questions": len(items), "mode": mode or settings.generation.mode}
+    items = list(questions.values())
+    if sample:
+        items = [items[i * len(items) // sample] for i in range(min(sample, len(items)))]
+    if limit:
+        items = items[:limit]
+    asked_modes = list(dict.fromkeys(modes or [mode or settings.generation.mode]))
+    article = {d.doc_id: d.doc_id.rsplit("-", 1)[0] for d in docs}
+    n = len(items) or 1
+    out: dict[str, Any] = {"n_questions": len(items), "mode": asked_modes[0], "by_mode": {}}
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
         with Engine.open(index_dir or Path(tmp) / "index", settings) as engine:
             engine.add_documents(docs)
-            contains = first_gold = answerable = 0
-            evidence: list[float] = []
-            used: Counter[str] = Counter()
-            for q in items:
-                answer = engine.ask(q.text, mode=mode)
-                used[answer.mode] += 1
-                contains += _contains(answer.text, golds.get(q.qid, []))
-                first_gold += bool(answer.citations) and answer.citations[0].doc_id == q.gold_doc_id
-                answerable += answer.answerable
-                if answer.evidence is not None:
-                    evidence.append(answer.evidence)
-            n = len(items) or 1
-            if used:  # the mode that answered (reader mode without a model answers in quote mode)
-                out["mode"] = used.most_common(1)[0][0]
-            out["answerable_index"] = {
-                "contains_gold": round(contains / n, 4),
-                "first_citation_gold": round(first_gold / n, 4),
-                "answerable": round(answerable / n, 4),
-                "evidence_p05": _quantile(evidence, 0.05),
-                "evidence_p50": _quantile(evidence, 0.5),
-            }
+            for asked in asked_modes:
+                block: dict[str, Any] = {}
+                block["answerable_index"], used = _answer_run(engine, items, golds, asked)
+                if hard_negatives:
+                    block["hard_negatives"] = _hard_negative_run(
+                        engine, items, golds, asked, docs, article, Filters
+                    )
+                out["by_mode"][used or asked] = block
         if unanswerable_corpus:
             with Engine.open(Path(tmp) / "unanswerable", settings) as engine:
                 report = engine.add(list(unanswerable_corpus))
@@ -291,19 +294,95 @@ def evaluate_answers(
                     raise ConfigError(
                         f"no documents could be read from {[str(p) for p in unanswerable_corpus]}"
                     )
-                refused = 0
-                evidence = []
-                for q in items:
-                    answer = engine.ask(q.text, mode=mode)
-                    refused += not answer.answerable
-                    if answer.evidence is not None:
-                        evidence.append(answer.evidence)
-                out["unanswerable_index"] = {
-                    "documents": report.documents,
-                    "not_answerable": round(refused / n, 4),
-                    "evidence_p50": _quantile(evidence, 0.5),
-                    "evidence_p95": _quantile(evidence, 0.95),
-                }
+                for used_mode, block in out["by_mode"].items():
+                    refused = 0
+                    evidence: list[float] = []
+                    for q in items:
+                        answer = engine.ask(q.text, mode=used_mode)  # type: ignore[arg-type]
+                        refused += not answer.answerable
+                        if answer.evidence is not None:
+                            evidence.append(answer.evidence)
+                    block["unanswerable_index"] = {
+                        "documents": report.documents,
+                        "not_answerable": round(refused / n, 4),
+                        "evidence_p50": _quantile(evidence, 0.5),
+                        "evidence_p95": _quantile(evidence, 0.95),
+                    }
+    # The first mode's figures stay at the top level, where earlier reports had them.
+    first_mode, first = next(iter(out["by_mode"].items()))
+    out["mode"] = first_mode
+    out.update(first)
     out["answerable_threshold"] = settings.generation.answerable_threshold
     out["answerable_threshold_crosslingual"] = settings.generation.answerable_threshold_crosslingual
     return out
+
+
+def _answer_run(
+    engine: Any, items: Sequence[Question], golds: dict[str, list[str]], mode: str
+) -> tuple[dict[str, Any], str | None]:
+    """The answerable run of one mode, and the mode that actually answered (reader mode with
+    no model answers in quote mode)."""
+    contains = correct = first_gold = answered = 0
+    evidence: list[float] = []
+    seconds: list[float] = []
+    used: Counter[str] = Counter()
+    for q in items:
+        started = time.perf_counter()
+        answer = engine.ask(q.text, mode=mode)
+        seconds.append(time.perf_counter() - started)
+        used[answer.mode] += 1
+        hit = _contains(answer.text, golds.get(q.qid, []))
+        contains += hit
+        correct += hit and answer.answerable
+        first_gold += bool(answer.citations) and answer.citations[0].doc_id == q.gold_doc_id
+        answered += answer.answerable
+        if answer.evidence is not None:
+            evidence.append(answer.evidence)
+    n = len(items) or 1
+    block = {
+        "contains_gold": round(contains / n, 4),
+        "correct": round(correct / n, 4),
+        "first_citation_gold": round(first_gold / n, 4),
+        "answerable": round(answered / n, 4),
+        "wrongly_refused": round(1 - answered / n, 4),
+        "evidence_p05": _quantile(evidence, 0.05),
+        "evidence_p50": _quantile(evidence, 0.5),
+        "latency_p50_s": _quantile(seconds, 0.5),
+        "latency_p95_s": _quantile(seconds, 0.95),
+    }
+    return block, used.most_common(1)[0][0] if used else None
+
+
+def _hard_negative_run(
+    engine: Any,
+    items: Sequence[Question],
+    golds: dict[str, list[str]],
+    mode: str,
+    docs: Sequence[Document],
+    article: dict[str, str],
+    filters: Any,
+) -> dict[str, Any]:
+    """Each question against its article's other paragraphs only: it should be refused."""
+    refused = asked = clean = refused_clean = 0
+    seconds: list[float] = []
+    for q in items:
+        same = article[q.gold_doc_id]
+        others = [d for d in docs if article[d.doc_id] == same and d.doc_id != q.gold_doc_id]
+        if not others:
+            continue  # an article of one paragraph has no hard negative
+        started = time.perf_counter()
+        answer = engine.ask(q.text, filters(sources=tuple(d.source for d in others)), mode=mode)
+        seconds.append(time.perf_counter() - started)
+        asked += 1
+        refused += not answer.answerable
+        if not any(_contains(d.text, golds.get(q.qid, [])) for d in others):
+            clean += 1
+            refused_clean += not answer.answerable
+    return {
+        "n": asked,
+        "refused": round(refused / (asked or 1), 4),
+        "wrongly_answered": round(1 - refused / (asked or 1), 4),
+        "n_clean": clean,
+        "refused_clean": round(refused_clean / (clean or 1), 4),
+        "latency_p50_s": _quantile(seconds, 0.5),
+    }

@@ -83,46 +83,84 @@ def eval_cmd(
     help="Ask the questions as worded in this parallel file (e.g. xquad.en.json: English "
     "questions, gold answers still from SQUAD_FILE).",
 )
+@click.option(
+    "--hard-negatives",
+    is_flag=True,
+    help="Also ask each question against its article's other paragraphs only (same names and "
+    "topic, no answer): every answer there should be a refusal.",
+)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option("--sample", type=click.IntRange(1), help="N questions spread evenly over the file.")
 @click.option(
     "--index",
     "index_dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the index of the paragraphs here (reused by later runs).",
 )
-@click.option("--mode", type=click.Choice(ANSWER_MODES), help="Answer mode.")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(ANSWER_MODES),
+    help="Answer mode; repeat to compare modes (default: the configured one).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def eval_answers_cmd(
     squad_file: Path,
     unanswerable: tuple[Path, ...],
     questions: Path | None,
+    hard_negatives: bool,
     limit: int | None,
+    sample: int | None,
     index_dir: Path | None,
-    mode: AnswerMode | None,
+    modes: tuple[AnswerMode, ...],
     as_json: bool,
 ) -> None:
-    """Answer quality on a SQuAD-format file: gold answer contained, first citation gold,
-    and refusals on an index that cannot answer."""
+    """Answer quality on a SQuAD-format file, per mode: gold answer contained, answered and
+    correct, wrongly refused, first citation gold, latency; refusals on hard negatives and on
+    an index that cannot answer."""
     from rag.evaluation import evaluate_answers
     from rag.settings import load_settings
 
     report = evaluate_answers(
-        load_settings(), squad_file, list(unanswerable), limit, index_dir, mode, questions
+        load_settings(),
+        squad_file,
+        list(unanswerable),
+        limit,
+        index_dir,
+        None,
+        questions,
+        modes=modes,
+        hard_negatives=hard_negatives,
+        sample=sample,
     )
     if as_json:
         _echo_json(report)
         return
+    click.echo(f"{report['n_questions']} questions")
+    for mode, block in report["by_mode"].items():
+        a = block["answerable_index"]
+        click.echo(f"mode {mode}")
+        click.echo(f"  answer contains the gold answer:   {a['contains_gold']:.3f}")
+        click.echo(f"  answered and correct:              {a['correct']:.3f}")
+        click.echo(f"  refused though answerable:         {a['wrongly_refused']:.3f}")
+        click.echo(f"  first citation is the gold passage: {a['first_citation_gold']:.3f}")
+        click.echo(f"  latency p50 {a['latency_p50_s']:.2f} s, p95 {a['latency_p95_s']:.2f} s")
+        h = block.get("hard_negatives")
+        if h:
+            click.echo(
+                f"  hard negatives ({h['n']}): refused {h['refused']:.3f} "
+                f"(clean {h['n_clean']}: {h['refused_clean']:.3f}), "
+                f"latency p50 {h['latency_p50_s']} s"
+            )
+        u = block.get("unanswerable_index")
+        if u:
+            click.echo(
+                f"  against {u['documents']} unrelated articles, not answerable: "
+                f"{u['not_answerable']:.3f}"
+            )
     a = report["answerable_index"]
-    click.echo(f"{report['n_questions']} questions, mode {report['mode']}")
-    click.echo(f"answer contains the gold answer:   {a['contains_gold']:.3f}")
-    click.echo(f"first citation is the gold passage: {a['first_citation_gold']:.3f}")
-    click.echo(f"answerable:                         {a['answerable']:.3f}")
     u = report.get("unanswerable_index")
-    if u:
-        click.echo(
-            f"against {u['documents']} unrelated articles, not answerable: "
-            f"{u['not_answerable']:.3f}"
-        )
     click.echo(
         f"evidence (threshold {report['answerable_threshold']}, across languages "
         f"{report['answerable_threshold_crosslingual']}): answerable p05 "
