@@ -233,10 +233,19 @@ class _Handlers:
         yield shown + _pair(text, render.streaming("")), searching, turns, None, ""
         streamed = ""
         final: Answer | None = None
+        draft: Answer | None = None
         try:
+            if mode == "reader":
+                # The quote answer is instant: show it while the model reads (seconds), then
+                # replace it with the reader's answer (or its refusal).
+                draft = self.service.ask(text, filters=filters, history=history, mode="quote")
+                searching = render.sources(draft)
+                yield shown + _pair(text, render.draft(draft)), searching, turns, None, ""
             for item in self.service.ask_stream(text, filters=filters, history=history, mode=mode):
                 if isinstance(item, AnswerDelta):
                     streamed += item.text
+                    if draft is not None:
+                        continue  # the reader's answer comes whole: the draft stays till then
                     yield (
                         shown + _pair(text, render.streaming(streamed)),
                         searching,

@@ -44,6 +44,22 @@ def streaming(text: str) -> str:
     return f'<div class="nr-answer nr-streaming">{body}</div>'
 
 
+READING = {
+    "de": "Schnelles Zitat; das Modell liest die Passagen und sucht die genaue Antwort…",
+    "en": "Quick quote shown; the model is reading the passages for the exact answer…",
+}
+
+
+def draft(ans: Answer) -> str:
+    """The instant quote answer shown while the reader reads: the answer, then a visible
+    "reading…" state (`role=status`, so screen readers hear it too)."""
+    note = READING.get(ans.language, READING["en"])
+    return (
+        f'<div class="nr-draft">{answer(ans)}'
+        f'<p class="nr-wait nr-reading" role="status">{esc(note)}</p></div>'
+    )
+
+
 def error(message: str) -> str:
     return f'<div class="nr-answer nr-error" role="alert">{esc(message)}</div>'
 
@@ -233,6 +249,8 @@ CSS = """
  margin-top:.3rem}
 .nr-error{color:#b91c1c}
 .nr-wait{color:var(--body-text-color-subdued)}
+.nr-draft>.nr-answer{opacity:.75}
+.nr-reading{font-style:italic;margin:.3rem 0 0}
 .nr-sources h3{margin:.2rem 0 .6rem;font-size:1rem}
 .nr-sources{max-height:72vh;overflow-y:auto;padding-right:.3rem}
 .nr-empty{color:var(--body-text-color-subdued)}

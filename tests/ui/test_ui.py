@@ -176,6 +176,12 @@ class FakeService:
     def answer_modes(self):
         return self.modes
 
+    def ask(self, question, filters=None, history=None, mode=None):
+        self.calls.append(
+            {"question": question, "filters": filters, "history": history, "mode": mode}
+        )
+        return _answer(question=question, mode=mode, text="Die USA liefern Raketen [1].")
+
     def ask_stream(self, question, filters=None, history=None, mode=None):
         self.calls.append(
             {"question": question, "filters": filters, "history": history, "mode": mode}
@@ -219,6 +225,23 @@ def test_ask_streams_then_renders_the_answer_and_its_sources():
     assert "nr-final" in chat[-1]["content"] and "nr-card" in sources
     assert len(chat) == 2 and selected == 0 and box == ""
     assert service.calls[0]["filters"] is None and service.calls[0]["history"] == []
+
+
+def test_reader_mode_shows_the_quote_answer_while_the_model_reads():
+    service = FakeService(modes=("reader", "quote", "generate"))
+    ui = _Handlers(service)
+    steps = _run(ui.ask("Welche Waffen?", [], "2022", "", [], "reader"))
+    assert [c["mode"] for c in service.calls] == ["quote", "reader"]
+    assert service.calls[0]["filters"] == service.calls[1]["filters"] == Filters(date_from="2022")
+    drafts = [s for s in steps if "nr-draft" in s[0][-1]["content"]]
+    assert drafts, "the quote answer is shown first"
+    draft_html = drafts[0][0][-1]["content"]
+    assert "Die USA liefern Raketen" in draft_html and 'role="status"' in draft_html
+    assert "nr-card" in drafts[0][1]  # its sources beside it
+    # the reader's streamed pieces do not overwrite the draft; its answer replaces it
+    assert not any("nr-streaming" in s[0][-1]["content"] for s in steps[steps.index(drafts[0]) :])
+    final = steps[-1][0][-1]["content"]
+    assert "nr-draft" not in final and "nr-final" in final and "Mehrfachraketenwerfer" in final
 
 
 def test_follow_up_sends_history_and_filters():
