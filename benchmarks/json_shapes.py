@@ -101,7 +101,7 @@ def _api(settings):
     service = Service.open(settings.index_dir, settings)
     from ui.server import create_app
 
-    client = TestClient(create_app(service, with_ui=False))
+    client = TestClient(create_app(service, with_ui=False), base_url="http://localhost")
     return client, service.close
 
 

@@ -259,8 +259,8 @@ class ServerSettings(_Section):
     host: str = Field(
         "127.0.0.1",
         min_length=1,
-        description="Address `rag serve` and `rag start` listen on. The API has no "
-        "authentication: keep it on loopback unless the network is trusted.",
+        description="Address `rag serve` and `rag start` listen on. Beyond loopback only "
+        "with access tokens (server.auth), or with --insecure on a trusted network.",
     )
     port: int = Field(7860, ge=1, le=65535, description="Port to listen on.")
     max_upload_bytes: int = Field(
@@ -278,6 +278,42 @@ class ServerSettings(_Section):
         None,
         description="Keep every uploaded file here (under its content hash); unset, none is kept.",
     )
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Access tokens: on = required; auto = required once `rag tokens create` "
+        "has made one; off = anyone who reaches the server can read and write (then it may "
+        "listen beyond loopback only with --insecure).",
+    )
+    tokens_file: Path | None = Field(
+        None, description="The tokens file (hashed secrets); default: beside the index data."
+    )
+    audit_log: Path | None = Field(
+        None,
+        description="Writes are appended here as JSON lines (who, what, when); default: "
+        "audit.jsonl beside the tokens file.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to besides IP addresses and localhost "
+        '(DNS-rebinding defence), e.g. ["news.example.org"]; "*" = any.',
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins besides the server's own that may send state-changing "
+        'requests (CSRF defence), e.g. ["https://intranet.example.org"].',
+    )
+    ask_per_minute: int = Field(
+        30, ge=0, le=100_000, description="Asks per minute per token (0 = no limit)."
+    )
+    upload_per_minute: int = Field(
+        10, ge=0, le=100_000, description="Uploads per minute per token (0 = no limit)."
+    )
+
+    def tokens_path(self) -> Path:
+        return self.tokens_file or Path(user_data_dir("newsrag")) / "tokens.json"
+
+    def audit_path(self) -> Path:
+        return self.audit_log or self.tokens_path().parent / "audit.jsonl"
 
 
 class Settings(BaseSettings):

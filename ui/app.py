@@ -22,6 +22,7 @@ from rag.ingest import SUPPORTED_SUFFIXES
 from rag.types import Filters
 from rag.vocabulary import DATE_RE
 from ui import render
+from ui.auth import Role, Security, allows
 
 if TYPE_CHECKING:
     from ui.service import Service
@@ -48,8 +49,9 @@ class ChatTurn:
     error: str | None = None
 
 
-def build_ui(service: Service) -> gr.Blocks:
-    """The chat UI over `service`, to mount with `gr.mount_gradio_app` (its CSS is inline)."""
+def build_ui(service: Service, security: Security | None = None) -> gr.Blocks:
+    """The chat UI over `service`, to mount with `gr.mount_gradio_app` (its CSS is inline);
+    with `security`, writes need an editor's token."""
     modes = _answer_modes(service)
     with gr.Blocks(title="newsrag", fill_width=True) as demo:
         turns = gr.State([])
@@ -175,7 +177,7 @@ def build_ui(service: Service) -> gr.Blocks:
                             "Remove", variant="stop", scale=1, elem_id="nr-remove"
                         )
 
-        ui = _Handlers(service)
+        ui = _Handlers(service, security)
         library = [header, docs, source_filter, to_remove]
         demo.load(ui.refresh, outputs=library)
         gr.on(
@@ -209,8 +211,9 @@ def build_ui(service: Service) -> gr.Blocks:
 class _Handlers:
     """The event handlers, each a thin call into the service."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, security: Security | None = None) -> None:
         self.service = service
+        self.security = security or Security()
 
     # ------------------------------------------------------------------------- chat
     def ask(
@@ -324,11 +327,31 @@ class _Handlers:
             gr.Dropdown(choices=choices, value=[]),
         )
 
+    def allowed(self, request: gr.Request | None, role: Role, action: str | None = None) -> str:
+        """The caller's name when its token has `role` (and `action` is within its rate);
+        else a `gr.Error` that says why."""
+        name = getattr(request, "username", None) if request is not None else None
+        principal = self.security.principal_named(name)
+        if principal is None:
+            raise gr.Error("Your session ended or its token was revoked: log in again.")
+        if not allows(principal.role, role):
+            raise gr.Error(
+                f"Your token ({principal.name}) has the role {principal.role}; this needs "
+                f"{role}. An admin can give you an {role} token."
+            )
+        if action is not None and self.security.limiter is not None and self.security.auth_on:
+            wait = self.security.limiter.wait(principal.name, action)
+            if wait > 0:
+                raise gr.Error(f"Too many requests: try again in {wait:.0f} s.")
+        return principal.name
+
     def add(
         self,
         paths: list[str] | None,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio asks for a tracker
     ) -> tuple:
+        who = self.allowed(request, "editor", "upload")
         if not paths:
             raise gr.Error("Choose one or more files first (txt, md, html, pdf, jsonl).")
         uploads = [(f.name, f.read_bytes()) for f in uploaded_files(paths)]
@@ -338,7 +361,7 @@ class _Handlers:
 
         progress(0, desc=_STAGES["read"])
         try:
-            report = self.service.upload(uploads, on_progress=on_progress).to_json()
+            report = self.service.upload(uploads, on_progress=on_progress, who=who).to_json()
         except PROJECT_ERRORS as exc:
             return (render.status([str(exc)], "error"), gr.skip(), *self.refresh())
         lines = [
@@ -359,11 +382,12 @@ class _Handlers:
             return gr.skip()
         return gr.Dropdown(value=sorted({*(chosen or []), doc_id}))
 
-    def remove(self, doc_ids: list[str] | None) -> tuple:
+    def remove(self, doc_ids: list[str] | None, request: gr.Request) -> tuple:
+        who = self.allowed(request, "editor")
         if not doc_ids:
             raise gr.Error("Pick the documents to remove first (or click their rows).")
         try:
-            self.service.remove(doc_ids=list(doc_ids))
+            self.service.remove(doc_ids=list(doc_ids), who=who)
         except PROJECT_ERRORS as exc:
             return (render.status([str(exc)], "error"), *self.refresh())
         return (render.status([f"Removed {len(doc_ids)} document(s)."]), *self.refresh())

@@ -18,13 +18,84 @@ from rag.errors import ConfigError
 
 if TYPE_CHECKING:
     from rag.settings import ServerSettings
+    from ui.auth import AuditLog, Security, TokenStore
     from ui.service import Service
 
 
 def register(main: click.Group) -> None:
-    """Add `rag serve` and `rag start` to the `rag` command group."""
+    """Add `rag serve`, `rag start` and `rag tokens` to the `rag` command group."""
     main.add_command(serve_cmd)
     main.add_command(start_cmd)
+    main.add_command(tokens_group)
+
+
+_INSECURE = click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback without access tokens: anyone who reaches the address can "
+    "read, add and remove documents. Only on a trusted network.",
+)
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Access tokens for `rag serve`: reader (search, ask, export), editor (also upload and
+    remove), admin (also tokens). Stored hashed in server.tokens_file; once one exists, the
+    server requires them (server.auth = auto)."""
+
+
+@tokens_group.command("create")
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(["reader", "editor", "admin"]), default="reader", show_default=True
+)
+def tokens_create(name: str, role: str) -> None:
+    """Create a token named NAME; it is printed once and cannot be shown again."""
+    store, audit = _token_store()
+    token = store.create(name, role)
+    audit.record("local", "token-create", name=name, role=role)
+    click.echo(token)
+    click.echo(
+        f"token {name!r} ({role}) created in {store.path}; it is shown only now: send it as "
+        "'Authorization: Bearer <token>' or paste it on the login page",
+        err=True,
+    )
+
+
+@tokens_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def tokens_list(as_json: bool) -> None:
+    """The tokens: name, role, created (never the secrets)."""
+    import json
+
+    store, _ = _token_store()
+    tokens = store.list()
+    if as_json:
+        click.echo(json.dumps({"tokens": tokens}, ensure_ascii=False, indent=2))
+        return
+    for t in tokens:
+        click.echo(f"{t['name']:<24} {t['role']:<8} {t['created']}")
+    if not tokens:
+        click.echo("no tokens; create one with `rag tokens create NAME --role admin`", err=True)
+
+
+@tokens_group.command("revoke")
+@click.argument("name")
+def tokens_revoke(name: str) -> None:
+    """Revoke the token named NAME: a running server refuses it at its next request."""
+    store, audit = _token_store()
+    if not store.revoke(name):
+        raise ConfigError(f"no token named {name!r}; `rag tokens list` shows them")
+    audit.record("local", "token-revoke", name=name)
+    click.echo(f"token {name!r} revoked")
+
+
+def _token_store() -> tuple[TokenStore, AuditLog]:
+    from rag.settings import load_settings
+    from ui.auth import AuditLog, TokenStore
+
+    server = load_settings().server
+    return TokenStore(server.tokens_path()), AuditLog(server.audit_path())
 
 
 @click.command("serve")
@@ -32,8 +103,8 @@ def register(main: click.Group) -> None:
 @click.option(
     "--host",
     show_default="127.0.0.1, or server.host in the settings",
-    help="Address to listen on. The API has no authentication: keep it on loopback unless "
-    "the network is trusted.",
+    help="Address to listen on. Beyond loopback only with access tokens (`rag tokens "
+    "create`), or with --insecure.",
 )
 @click.option(
     "--port", type=click.IntRange(1, 65535), show_default="7860, or server.port in the settings"
@@ -57,6 +128,7 @@ def register(main: click.Group) -> None:
     show_default="50, or server.max_upload_bytes in the settings",
     help="Largest file an upload may carry, in MiB.",
 )
+@_INSECURE
 def serve_cmd(
     index_dir: Path | None,
     host: str | None,
@@ -65,6 +137,7 @@ def serve_cmd(
     seeds: tuple[Path, ...],
     empty: bool,
     max_upload_mb: int | None,
+    insecure: bool,
 ) -> None:
     """Serve the HTTP API (/api/..., docs at /docs) and the chat UI (/) for an index."""
     service, server = _open_service(index_dir, max_upload_mb)
@@ -88,6 +161,8 @@ def serve_cmd(
             host=host if host is not None else server.host,
             port=port if port is not None else server.port,
             with_ui=not no_ui,
+            server=server,
+            insecure=insecure,
         )
 
 
@@ -100,8 +175,13 @@ def serve_cmd(
 @click.option(
     "--port", type=click.IntRange(1, 65535), show_default="7860, or server.port in the settings"
 )
+@_INSECURE
 def start_cmd(
-    paths: tuple[str, ...], index_dir: Path | None, host: str | None, port: int | None
+    paths: tuple[str, ...],
+    index_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    insecure: bool,
 ) -> None:
     """Index PATHS (default: ./seeds), then serve the chat UI and the HTTP API."""
     paths = paths or ("seeds",)
@@ -121,6 +201,8 @@ def start_cmd(
             host=host if host is not None else server.host,
             port=port if port is not None else server.port,
             with_ui=True,
+            server=server,
+            insecure=insecure,
         )
 
 
@@ -147,24 +229,58 @@ def _open_service(
     return service, server
 
 
-def run(service: Service, *, host: str, port: int, with_ui: bool = True) -> None:
+def run(
+    service: Service,
+    *,
+    host: str,
+    port: int,
+    with_ui: bool = True,
+    server: ServerSettings | None = None,
+    insecure: bool = False,
+) -> None:
     """Serve `service` with uvicorn until Ctrl-C (for `rag serve`, and `rag start` to end in)."""
     import uvicorn
 
     from ui.server import create_app
 
-    if not _is_loopback(host):
-        click.echo(
-            f"warning: listening on {host}: the API has no authentication, anyone who can "
-            "reach this address can read, add and remove documents",
-            err=True,
-        )
+    security = security_for(server, host, insecure)
+    if security.store is not None:
+        click.echo(f"Access tokens required (server.auth; tokens in {security.store.path}).")
     click.echo("Loading the embedding model...")
     service.warm_up()
-    app = create_app(service, with_ui=with_ui)
+    app = create_app(service, with_ui=with_ui, security=security)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops.")
     uvicorn.run(app, host=host, port=port, workers=1, log_level="warning")
+
+
+def security_for(server: ServerSettings | None, host: str, insecure: bool) -> Security:
+    """What the server enforces: tokens when server.auth says so (auto: once one exists);
+    beyond loopback without them only with `insecure`."""
+    from rag.settings import ServerSettings
+    from ui.auth import Security, TokenStore
+
+    server = server or ServerSettings()
+    has_tokens = TokenStore(server.tokens_path()).any()
+    auth = server.auth == "on" or (server.auth == "auto" and has_tokens)
+    if auth and not has_tokens:
+        raise ConfigError(
+            f"server.auth is 'on' but {server.tokens_path()} holds no token; create one with "
+            "`rag tokens create NAME --role admin`"
+        )
+    if not auth and not _is_loopback(host):
+        if not insecure:
+            raise ConfigError(
+                f"refusing to listen on {host} without access tokens: anyone who reaches it "
+                "could read, add and remove documents. Create a token (`rag tokens create NAME "
+                "--role admin`), or pass --insecure on a trusted network"
+            )
+        click.echo(
+            f"warning: listening on {host} without access tokens (--insecure): anyone who "
+            "can reach this address can read, add and remove documents",
+            err=True,
+        )
+    return Security.from_settings(server, auth=auth)
 
 
 def _is_loopback(host: str) -> bool:

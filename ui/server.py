@@ -49,6 +49,7 @@ from rag.errors import (
 )
 from rag.types import Filters
 from rag.vocabulary import ANSWER_MODES, DATE_PATTERN, EXPORT_FORMATS, RetrievalMode
+from ui.auth import SESSION_COOKIE, SESSION_SECONDS, Guard, Security
 from ui.service import (
     DocumentNotFoundError,
     MiB,
@@ -176,19 +177,28 @@ def _filters(filters: FiltersIn | None) -> Filters | None:
 
 
 # ------------------------------------------------------------------------------------ app
-def create_app(service: Service, *, with_ui: bool = True) -> FastAPI:
+def create_app(
+    service: Service, *, with_ui: bool = True, security: Security | None = None
+) -> FastAPI:
     """The FastAPI app: the API under `/api/`, the Gradio UI at `/` (unless `with_ui=False`,
-    or while `ui.app` does not exist: then `/` leads to the API docs)."""
+    or while `ui.app` does not exist: then `/` leads to the API docs). `security` (default:
+    no tokens; Host and Origin checked) is enforced on every request by `ui.auth.Guard`."""
+    security = security or Security()
     app = FastAPI(
         title="newsrag",
         version=API_VERSION,
         summary="Question answering over news archives, with citations. Runs offline.",
         description=__doc__,
     )
+    service.audit = security.audit
+    app.state.security = security
     _add_error_handlers(app)
     app.add_middleware(_BodyLimit, upload_limit=service.max_total_bytes)
+    app.add_middleware(Guard, security=security)  # added last: runs first
     _add_routes(app, service)
-    blocks = _build_ui(service) if with_ui else None
+    if security.auth_on:
+        _add_login(app, security)
+    blocks = _build_ui(service, security) if with_ui else None
     if blocks is None:
 
         @app.get("/", include_in_schema=False)
@@ -205,7 +215,14 @@ def create_app(service: Service, *, with_ui: bool = True) -> FastAPI:
         font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
     )
     app = gr.mount_gradio_app(
-        app, blocks, path="/", theme=theme, max_file_size=service.max_upload_bytes
+        app,
+        blocks,
+        path="/",
+        theme=theme,
+        max_file_size=service.max_upload_bytes,
+        # The Guard has checked the token or session already; Gradio learns the name (its
+        # handlers check the role for writes through `gr.Request.username`).
+        auth_dependency=_principal_name if security.auth_on else None,
     )
     # Gradio checks that a file a client names in an event is one it uploaded only once the
     # app "has launched", which `launch()` sets and `mount_gradio_app` does not: without this
@@ -214,7 +231,7 @@ def create_app(service: Service, *, with_ui: bool = True) -> FastAPI:
     return app
 
 
-def _build_ui(service: Service) -> Any:
+def _build_ui(service: Service, security: Security) -> Any:
     try:
         from ui.app import build_ui
     except ModuleNotFoundError as exc:
@@ -222,7 +239,7 @@ def _build_ui(service: Service) -> Any:
             raise
         log.warning("ui.app is not there yet: serving the API only")
         return None
-    return build_ui(service)
+    return build_ui(service, security)
 
 
 def _add_routes(app: FastAPI, service: Service) -> None:
@@ -281,19 +298,21 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     @app.post("/api/documents", tags=["documents"])
     async def upload(
         files: Annotated[list[UploadFile], File(description="One or more files to index.")],
+        request: Request,
     ) -> dict[str, Any]:
         """Index uploaded files (.txt .md .html .pdf .jsonl); returns the add report:
         `{"files", "documents", "added", "updated", "unchanged", "chunks", "seconds",
         "problems": [{"source", "line", "message"}]}`. A document's `source` is its file name;
         uploading a file of the same name again replaces it."""
         items = [(f.filename or "upload", await _read_limited(f, service)) for f in files]
-        report = await run_in_threadpool(service.upload, items)
+        who = _principal_name(request) or "anonymous"
+        report = await run_in_threadpool(lambda: service.upload(items, who=who))
         return report.to_json()
 
-    @app.delete("/api/documents/{doc_id}", tags=["documents"])
-    def remove(doc_id: str) -> dict[str, Any]:
-        """Remove one document; 404 when no document has this id."""
-        result = service.remove_document(doc_id)
+    @app.delete("/api/documents/{doc_id:path}", tags=["documents"])
+    def remove(doc_id: str, request: Request) -> dict[str, Any]:
+        """Remove one document (its id may hold `/`); 404 when no document has this id."""
+        result = service.remove_document(doc_id, who=_principal_name(request) or "anonymous")
         return {"removed": result.removed, "chunks_removed": result.chunks_removed}
 
     @app.post("/api/export", tags=["answer"])
@@ -311,6 +330,62 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             media_type=exported.media_type,
             headers={"Content-Disposition": _attachment(exported.filename)},
         )
+
+
+def _principal_name(request: Request) -> str | None:
+    principal = getattr(request.state, "principal", None)
+    return principal.name if principal is not None else None
+
+
+_LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>newsrag: log in</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:26rem;margin:12vh auto;padding:0 1rem}}
+input{{width:100%;padding:.5rem;margin:.4rem 0 1rem;box-sizing:border-box}}
+button{{padding:.5rem 1.2rem}}.err{{color:#b91c1c}}</style></head><body>
+<h1>newsrag</h1><p>This server needs an access token. An admin creates one with
+<code>rag tokens create NAME --role reader</code>.</p>{message}
+<form method="post" action="/login"><label for="token">Access token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Log in</button></form></body></html>"""
+
+
+def _add_login(app: FastAPI, security: Security) -> None:
+    """`/login` (a form for the token; a session cookie on success) and `/logout`."""
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/login", include_in_schema=False)
+    def login_page() -> HTMLResponse:
+        return HTMLResponse(_LOGIN_PAGE.format(message=""))
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        token = str(form.get("token") or "")
+        principal = security.store.verify(token) if security.store is not None else None
+        if principal is None or security.sessions is None:
+            log.warning("failed login from %s", request.client.host if request.client else "?")
+            refused = '<p class="err" role="alert">Unknown or revoked token.</p>'
+            page = _LOGIN_PAGE.format(message=refused)
+            return HTMLResponse(page, status_code=401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            security.sessions.open(principal),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        session = request.cookies.get(SESSION_COOKIE)
+        if session and security.sessions is not None:
+            security.sessions.close(session)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
 
 
 async def _read_limited(upload: UploadFile, service: Service) -> bytes:

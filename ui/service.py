@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from rag.export import Export
     from rag.settings import Settings
+    from ui.auth import AuditLog
 
 MiB = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 50 * MiB
@@ -102,6 +103,8 @@ class Service:
         self.max_total_bytes = max(max_total_bytes, max_upload_bytes)
         self.max_files = max_files
         self.uploads_dir = Path(uploads_dir) if uploads_dir is not None else None
+        self.audit: AuditLog | None = None
+        """Where writes are recorded (who, what, when); set by the server."""
 
     @classmethod
     def open(
@@ -228,10 +231,16 @@ class Service:
     # --------------------------------------------------------------------------- write
     def add(self, paths: Sequence[str | Path], on_progress: Progress | None = None) -> AddReport:
         """`Engine.add`: files and folders on the server's own disk (for `rag serve --seed`)."""
-        return self.engine.add(paths, on_progress=on_progress)
+        report = self.engine.add(paths, on_progress=on_progress)
+        self._record("local", "add", report, paths=[str(p) for p in paths])
+        return report
 
     def upload(
-        self, files: Sequence[tuple[str, bytes]], on_progress: Progress | None = None
+        self,
+        files: Sequence[tuple[str, bytes]],
+        on_progress: Progress | None = None,
+        *,
+        who: str = "anonymous",
     ) -> AddReport:
         """Index uploaded `(file name, bytes)` pairs; each document's `source` is its file name.
 
@@ -253,12 +262,26 @@ class Service:
                 if on_progress:
                     on_progress("read", i + 1, len(uploads))
         report = self.engine.add_documents(documents, on_progress=on_progress)
-        return replace(
+        report = replace(
             report,
             files=len(uploads),
             problems=(*problems, *report.problems),
             seconds=time.perf_counter() - started,
         )
+        self._record(who, "upload", report, files=[u.name for u in uploads])
+        return report
+
+    def _record(self, who: str, action: str, report: AddReport, **what: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                who,
+                action,
+                **what,
+                added=report.added,
+                updated=report.updated,
+                unchanged=report.unchanged,
+                problems=len(report.problems),
+            )
 
     def check_uploads(self, files: Sequence[tuple[str, bytes]]) -> list[Upload]:
         """The uploads with display names and extensions checked, or the error for the first
@@ -303,15 +326,27 @@ class Service:
         with tempfile.TemporaryDirectory(prefix="newsrag-upload-") as folder:
             yield Path(folder)
 
-    def remove(self, doc_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> WriteResult:
+    def remove(
+        self, doc_ids: Sequence[str] = (), sources: Sequence[str] = (), *, who: str = "anonymous"
+    ) -> WriteResult:
         """`Engine.remove`: documents by id or source; unknown ones are ignored."""
         if not self.has_index():
             return WriteResult()
-        return self.engine.remove(list(doc_ids), list(sources))
+        result = self.engine.remove(list(doc_ids), list(sources))
+        if self.audit is not None and result.removed:
+            self.audit.record(
+                who,
+                "remove",
+                doc_ids=list(doc_ids),
+                sources=list(sources),
+                removed=result.removed,
+                chunks=result.chunks_removed,
+            )
+        return result
 
-    def remove_document(self, doc_id: str) -> WriteResult:
+    def remove_document(self, doc_id: str, *, who: str = "anonymous") -> WriteResult:
         """Remove one document; `DocumentNotFoundError` when no document has that id."""
-        result = self.remove([doc_id])
+        result = self.remove([doc_id], who=who)
         if not result.removed:
             raise DocumentNotFoundError(
                 f"no document with id {doc_id!r} in the index; list them with GET /api/documents"

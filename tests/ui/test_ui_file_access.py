@@ -28,7 +28,10 @@ def client(tmp_path, settings, fake_embedder) -> Iterator[TestClient]:
     seed = tmp_path / "seed.txt"
     seed.write_text("Ein erster Artikel über die Stadt.\n", encoding="utf-8")
     engine.add([seed])
-    with Service(engine) as service, TestClient(create_app(service)) as c:
+    with (
+        Service(engine) as service,
+        TestClient(create_app(service), base_url="http://localhost") as c,
+    ):
         yield c
 
 
