@@ -143,10 +143,10 @@ class GenerationSettings(_Section):
         "the configured language model, support-checked.",
     )
     reader_passages: int = Field(
-        3, ge=1, le=10, description="reader: how many passages the model reads (excerpts)."
+        2, ge=1, le=10, description="reader: how many passages the model reads (excerpts)."
     )
     reader_sentences: int = Field(
-        4, ge=1, le=20, description="reader: best sentences of each passage in its excerpt."
+        3, ge=1, le=20, description="reader: best sentences of each passage in its excerpt."
     )
     reader_chars: int = Field(
         0,
