@@ -505,8 +505,8 @@ def _holding(lock: filelock.FileLock, path: Path, timeout: float) -> Iterator[No
     except filelock.Timeout as exc:
         raise IndexLockedError(
             f"Another process is writing to the index at {path} (it has held {path / LOCK_NAME} "
-            f"for more than {timeout:g} s). Wait for that `rag index`/write to finish and retry, "
-            f"or allow a longer lock timeout."
+            f"for more than {timeout:g} s). Wait for that `rag index` or upload to finish, "
+            "then retry (Index.open(..., lock_timeout=SECONDS) waits longer)."
         ) from exc
     try:
         yield

@@ -82,6 +82,13 @@ class ChunkingSettings(_Section):
         description="Embed every sentence too (for sentence-level reranking and quoting). About "
         "doubles ingest time; off, reranking uses passage vectors only.",
     )
+    max_file_bytes: int = Field(
+        50_000_000,
+        ge=1,
+        le=100_000_000_000,
+        description="Largest file `rag index` reads (bytes); a larger one is a problem in the "
+        "report. Uploads have their own limit (server.max_upload_bytes).",
+    )
     max_document_chars: int = Field(
         2_000_000,
         ge=1_000,

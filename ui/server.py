@@ -331,6 +331,16 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             headers={"Content-Disposition": _attachment(exported.filename)},
         )
 
+    @app.api_route(
+        "/api/{rest:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    def unknown(rest: str, request: Request) -> JSONResponse:
+        """Any other /api/ path: 404 in the documented error shape (not Gradio's)."""
+        message = f"no endpoint {request.method} /api/{rest}; the endpoints are listed at /docs"
+        return JSONResponse({"error": {"type": "NotFound", "message": message}}, status_code=404)
+
 
 def _principal_name(request: Request) -> str | None:
     principal = getattr(request.state, "principal", None)
@@ -463,9 +473,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(_error_body(exc), status_code=500)
 
 
+class _BodyTooLarge(Exception):
+    """Raised into the app by `_BodyLimit` when a body grows past its limit while read."""
+
+
 class _BodyLimit:
-    """Refuses an API request whose declared body size is over its limit before reading it:
-    uploads up to the service's total upload limit, JSON requests up to `MAX_JSON_BYTES`."""
+    """Refuses an API request whose body is over its limit: uploads up to the service's total
+    upload limit, JSON requests up to `MAX_JSON_BYTES`. A declared `Content-Length` over it is
+    refused before reading; a body without one (chunked) is counted while it is read and cut
+    off at the limit, so no more than the limit is ever spooled or held."""
 
     def __init__(self, app: ASGIApp, upload_limit: int) -> None:
         self.app = app
@@ -480,14 +496,59 @@ class _BodyLimit:
         length = dict(scope["headers"]).get(b"content-length", b"")
         limit = self.upload_limit if path == UPLOAD_PATH else MAX_JSON_BYTES
         if length.isdigit() and int(length) > limit:
-            what = "upload" if path == UPLOAD_PATH else "request"
-            body = {
-                "error": {
-                    "type": "UploadTooLargeError" if path == UPLOAD_PATH else "RequestTooLarge",
-                    "message": f"the {what} is {int(length):,} bytes, over the limit of "
-                    f"{limit:,} bytes; send less at a time",
-                }
-            }
-            await JSONResponse(body, status_code=413)(scope, receive, send)
+            await self._refuse(scope, receive, send, path, int(length), limit)
             return
-        await self.app(scope, receive, send)
+        seen = 0
+        started = exceeded = False
+
+        async def counted() -> Any:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            if exceeded:  # the app answers its failed read (FastAPI: 400): answer 413 instead
+                if not started and message["type"] == "http.response.start":
+                    started = True
+                    await self._refuse(scope, receive, send, path, seen, limit, counted=True)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except _BodyTooLarge:
+            if not started:
+                started = True
+                await self._refuse(scope, receive, send, path, seen, limit, counted=True)
+        if exceeded:
+            log.warning("refused %s: the body passed %d bytes while being read", path, limit)
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        size: int,
+        limit: int,
+        counted: bool = False,
+    ) -> None:
+        what = "upload" if path == UPLOAD_PATH else "request"
+        size_text = f"more than {limit:,}" if counted else f"{size:,}"
+        body = {
+            "error": {
+                "type": "UploadTooLargeError" if path == UPLOAD_PATH else "RequestTooLarge",
+                "message": f"the {what} is {size_text} bytes, over the limit of {limit:,} "
+                "bytes; send less at a time",
+            }
+        }
+        await JSONResponse(body, status_code=413, headers={"Connection": "close"})(
+            scope, receive, send
+        )

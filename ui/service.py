@@ -256,7 +256,12 @@ class Service:
         with self._staging() as folder:
             for i, upload in enumerate(uploads):
                 path = _store(folder, upload)
-                batch = read_file(path, upload.name, max_bytes=self.max_upload_bytes)
+                batch = read_file(
+                    path,
+                    upload.name,
+                    max_bytes=self.max_upload_bytes,
+                    limit_setting="server.max_upload_bytes (rag serve --max-upload-mb)",
+                )
                 documents.extend(_titled(d, path, upload.name) for d in batch.documents)
                 problems.extend(batch.problems)
                 if on_progress:

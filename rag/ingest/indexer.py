@@ -152,7 +152,9 @@ class Indexer:
         files, problems = discover(paths)
         documents: list[Document] = []
         for i, (path, source) in enumerate(files):
-            batch = read_file(path, source, password=password)
+            batch = read_file(
+                path, source, password=password, max_bytes=self.settings.chunking.max_file_bytes
+            )
             documents.extend(batch.documents)
             problems.extend(batch.problems)
             if on_progress:

@@ -59,7 +59,11 @@ def _document(line: bytes, source: str, number: int) -> Document:
     doc_id = clean_field(raw_id) or line_doc_id(source, number)
     date = normalise_date(record.get("date"))
     if record.get("date") not in (None, "") and date is None:
-        logger.warning("%s: unreadable date %r ignored (use YYYY[-MM[-DD]])", where, record["date"])
+        raise IngestError(
+            f'{where}: unreadable "date" {str(record["date"])[:40]!r}; write it as YYYY, '
+            "YYYY-MM or YYYY-MM-DD (01.06.2022 and RFC 2822 dates work too), or leave the "
+            "field out"
+        )
     extracted = Extracted(
         text=normalise_newlines(text).strip(),
         title=clean_field(record.get("title")),

@@ -84,8 +84,13 @@ def _decrypt(reader: Any, source: str, password: str | None) -> None:
     if opened:
         return
     if password is None:
-        raise IngestError(f"{source}: is encrypted; pass --password with its open password")
-    raise IngestError(f"{source}: the password does not open this encrypted PDF; check --password")
+        raise IngestError(
+            f"{source}: is encrypted; index it with its open password (`rag index --password`), "
+            "or upload a decrypted copy (an upload cannot carry a password)"
+        )
+    raise IngestError(
+        f"{source}: the password does not open this encrypted PDF; check `rag index --password`"
+    )
 
 
 def _page_texts(reader: Any, source: str) -> list[str]:

@@ -43,15 +43,17 @@ def read_file(
     *,
     password: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    limit_setting: str = "chunking.max_file_bytes (RAG_CHUNKING__MAX_FILE_BYTES)",
 ) -> FileBatch:
     """The documents in the file at `path`, named `source`. Never raises for bad content.
 
     A file that cannot be read yields no documents and one problem; a JSONL file yields a
     document per good line and a problem per bad line. `password` opens encrypted PDFs.
+    `limit_setting` names, in the message for a file over `max_bytes`, what raises it.
     """
     path = Path(path)
     try:
-        documents, problems = _read(path, source, password, max_bytes)
+        documents, problems = _read(path, source, password, max_bytes, limit_setting)
     except IngestError as error:
         logger.debug("skipped %s: %s", source, error)
         return FileBatch(source, path, (), (IngestProblem(source=source, message=str(error)),))
@@ -59,7 +61,7 @@ def read_file(
 
 
 def _read(
-    path: Path, source: str, password: str | None, max_bytes: int
+    path: Path, source: str, password: str | None, max_bytes: int, limit_setting: str
 ) -> tuple[list[Document], list[IngestProblem]]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -67,7 +69,7 @@ def _read(
             f"{source}: unsupported file type '{suffix or '(no extension)'}'; supported: "
             f"{supported_list()}"
         )
-    raw = _read_bytes(path, source, max_bytes)
+    raw = _read_bytes(path, source, max_bytes, limit_setting)
     if suffix == ".jsonl":
         return parse_jsonl(raw, source)
     if suffix == ".pdf":
@@ -82,11 +84,11 @@ def _read(
     return [document], []
 
 
-def _read_bytes(path: Path, source: str, max_bytes: int) -> bytes:
+def _read_bytes(path: Path, source: str, max_bytes: int, limit_setting: str) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise IngestError(_too_large(source, size, max_bytes))
+            raise IngestError(_too_large(source, size, max_bytes, limit_setting))
         raw = path.read_bytes()
     except FileNotFoundError:
         raise IngestError(f"{source}: file not found; check the path") from None
@@ -97,12 +99,12 @@ def _read_bytes(path: Path, source: str, max_bytes: int) -> bytes:
             f"{source}: cannot be read ({error.strerror or error}); check its permissions"
         ) from None
     if len(raw) > max_bytes:  # grew since stat
-        raise IngestError(_too_large(source, len(raw), max_bytes))
+        raise IngestError(_too_large(source, len(raw), max_bytes, limit_setting))
     return raw
 
 
-def _too_large(source: str, size: int, max_bytes: int) -> str:
+def _too_large(source: str, size: int, max_bytes: int, limit_setting: str) -> str:
     return (
         f"{source}: is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; split it "
-        "into smaller files or raise the limit (max_bytes)"
+        f"into smaller files or raise {limit_setting}"
     )

@@ -354,9 +354,14 @@ def test_encrypted_pdf_needs_its_password(tmp_path: Path, algorithm: str) -> Non
     data = rewrite_pdf(make_pdf([PAGE_1]), password="geheim", algorithm=algorithm)
     path = write(tmp_path / "geheim.pdf", data)
     message = only_problem(read_one(path))
-    assert message == "geheim.pdf: is encrypted; pass --password with its open password"
+    assert message == (
+        "geheim.pdf: is encrypted; index it with its open password (`rag index --password`), "
+        "or upload a decrypted copy (an upload cannot carry a password)"
+    )
     wrong = only_problem(read_one(path, password="falsch"))
-    assert wrong == "geheim.pdf: the password does not open this encrypted PDF; check --password"
+    assert wrong == (
+        "geheim.pdf: the password does not open this encrypted PDF; check `rag index --password`"
+    )
     doc = read_one(path, password="geheim").documents[0]
     assert doc.text == PAGE_1
 
@@ -429,8 +434,8 @@ def test_jsonl_reads_good_lines_and_reports_each_bad_line(tmp_path: Path) -> Non
         ("2022-06-01T10:00:00Z", "2022-06-01"),
         (2019, "2019"),
         ("01.06.2022", "2022-06-01"),
-        ("bald", None),
-        ("2022-13", None),
+        ("", None),
+        (None, None),
     ],
 )
 def test_jsonl_dates_are_iso_and_may_be_partial(
@@ -438,6 +443,19 @@ def test_jsonl_dates_are_iso_and_may_be_partial(
 ) -> None:
     path = write(tmp_path / "d.jsonl", json.dumps({"text": "Ein Text.", "date": value}))
     assert read_one(path).documents[0].date == date
+
+
+@pytest.mark.parametrize("value", ["bald", "2022-13", "31.02.2022"])
+def test_an_unreadable_jsonl_date_is_a_problem_and_the_other_lines_are_read(
+    tmp_path: Path, value: str
+) -> None:
+    lines = [{"text": "Gut.", "date": "2022"}, {"text": "Schlecht.", "date": value}]
+    path = write(tmp_path / "d.jsonl", "\n".join(json.dumps(x) for x in lines))
+    batch = read_one(path)
+    assert [d.text for d in batch.documents] == ["Gut."]
+    (problem,) = batch.problems
+    assert problem.line == 2 and f'unreadable "date" {value!r}' in problem.message
+    assert "YYYY-MM-DD" in problem.message
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -466,8 +484,8 @@ def test_file_over_max_bytes_is_a_problem(tmp_path: Path) -> None:
     path = write(tmp_path / "gross.txt", "Ein Satz. " * 200)
     message = only_problem(read_one(path, max_bytes=1000))
     assert message == (
-        "gross.txt: is 0.0 MB, over the 0.0 MB limit; split it into smaller files or raise the "
-        "limit (max_bytes)"
+        "gross.txt: is 0.0 MB, over the 0.0 MB limit; split it into smaller files or raise "
+        "chunking.max_file_bytes (RAG_CHUNKING__MAX_FILE_BYTES)"
     )
 
 
