@@ -111,7 +111,12 @@ def _answer_text(ans: Answer) -> str:
             # The reader's phrase, marked where it stands in the quoted sentence.
             marked = f'<mark class="nr-phrase">{esc(ans.phrase.text)}</mark>'
             inner = inner.replace(esc(ans.phrase.text), marked, 1)
-        if s.supported:
+        if s.supported and s.repaired_from:
+            was = ", ".join(f"[{n}]" for n in s.repaired_from)
+            now = ", ".join(f"[{n}]" for n in s.citations)
+            why = f"Citation corrected: the model cited {was}, which does not say this; {now} does."
+            out.append(f'<span class="nr-sentence nr-repaired" title="{esc(why)}">{inner}</span>')
+        elif s.supported:
             out.append(f'<span class="nr-sentence">{inner}</span>')
         else:
             why = "Not supported: " + ("; ".join(s.problems) or "no source says this")
@@ -251,6 +256,7 @@ CSS = """
 .nr-wait{color:var(--body-text-color-subdued)}
 .nr-draft>.nr-answer{opacity:.75}
 .nr-reading{font-style:italic;margin:.3rem 0 0}
+.nr-repaired{text-decoration:underline dotted}
 .nr-sources h3{margin:.2rem 0 .6rem;font-size:1rem}
 .nr-sources{max-height:72vh;overflow-y:auto;padding-right:.3rem}
 .nr-empty{color:var(--body-text-color-subdued)}

@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -411,16 +411,13 @@ class Answerer:
             return
         if len(raw) > sent:
             yield AnswerDelta(raw[sent:])
-        parsed = parse_answer(raw.replace(prompts.CANNOT_ANSWER, ""), len(ctx.hits), ctx.language)
+        text = raw.replace(prompts.CANNOT_ANSWER, "")
+        parsed = parse_answer(text, len(ctx.hits), ctx.language)
         vectors = (
             self.embedder.embed_passages([p.text for p in parsed])
             if parsed
             else np.zeros((0, 0), dtype=np.float32)
         )
-        # One citation per cited passage; its quote is the passage sentence closest to the
-        # answer sentences that cite it.
-        cited = sorted({n for p in parsed for n in p.citations})
-        citations = [self._generated_citation(n, ctx, parsed, vectors) for n in cited]
         sentences = [
             self._check(
                 p.text,
@@ -432,14 +429,41 @@ class Answerer:
             )
             for i, p in enumerate(parsed)
         ]
+        sentences = [
+            self._repair(s, p, ctx, vectors[i]) if not s.supported and p.citations else s
+            for i, (s, p) in enumerate(zip(sentences, parsed, strict=True))
+        ]
+        if any(s.repaired_from for s in sentences):
+            raw = _remark(text, parsed, sentences).strip()
+        # One citation per cited passage; its quote is the passage sentence closest to the
+        # answer sentences that cite it.
+        cited = sorted({n for s in sentences for n in s.citations})
+        citations = [self._generated_citation(n, ctx, sentences, vectors) for n in cited]
         yield ctx.answer(raw, "generate", sentences, citations, model=model)
 
+    def _repair(
+        self, sentence: AnswerSentence, parsed: Any, ctx: Context, vector: np.ndarray
+    ) -> AnswerSentence:
+        """A sentence its citations do not support, cited instead to the one other retrieved
+        passage that supports it best (marked `repaired_from`); unchanged when none does."""
+        best: AnswerSentence | None = None
+        for n in range(1, len(ctx.hits) + 1):
+            if n in parsed.citations:
+                continue
+            check = self._check(parsed.text, (n,), (), [ctx.hits[n - 1]], ctx, vector)
+            better = best is None or (check.similarity or 0) > (best.similarity or 0)
+            if check.supported and better:
+                best = check
+        if best is None:
+            return sentence
+        return replace(best, repaired_from=parsed.citations)
+
     def _generated_citation(
-        self, n: int, ctx: Context, parsed: Sequence[Any], vectors: np.ndarray
+        self, n: int, ctx: Context, sentences: Sequence[AnswerSentence], vectors: np.ndarray
     ) -> Citation:
         hit = ctx.hits[n - 1]
         ev = hit.evidence
-        users = [i for i, p in enumerate(parsed) if n in p.citations]
+        users = [i for i, p in enumerate(sentences) if n in p.citations]
         start, end = hit.start, hit.end
         if ev is not None and ev.sentence_spans and users:
             if ev.sentence_vectors is not None and len(ev.sentence_vectors) == len(
@@ -495,6 +519,24 @@ class Answerer:
                     f"{self.settings.support_threshold:.2f})"
                 )
         return AnswerSentence(text, numbers, not problems, tuple(problems), round(similarity, 4))
+
+
+def _remark(text: str, parsed: Sequence[Any], sentences: Sequence[AnswerSentence]) -> str:
+    """`text` with the markers of each repaired sentence replaced by its new citation (put
+    before the sentence's closing punctuation)."""
+    out = text
+    for p, s in sorted(zip(parsed, sentences), key=lambda ps: -ps[0].start):
+        if not s.repaired_from:
+            continue
+        segment = _MARKER_GROUPS.sub("", text[p.start : p.end]).rstrip()
+        marks = "".join(f"[{n}]" for n in s.citations)
+        body = segment.rstrip(".!?")
+        segment = f"{body} {marks}{segment[len(body) :]}"
+        out = out[: p.start] + segment + out[p.end :]
+    return out
+
+
+_MARKER_GROUPS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
 def _quote_line(sentence: str, n: int, hit: Hit, language: str) -> str:

@@ -3,7 +3,8 @@
 `Answer.to_json()` is the public JSON shape of `rag ask --json` and `POST /api/ask`:
 
     {"question", "answer", "answerable", "mode", "model", "language",
-     "sentences": [{"text", "citations": [n], "supported", "problems": [str]}],
+     "sentences": [{"text", "citations": [n], "supported", "problems": [str],
+                    "repaired_from": [n]}],
      "citations": [{"n", "chunk_id", "doc_id", "source", "title", "date", "quote", "start",
                     "end", "passage", "passage_start", "page", "url"}],
      "passages": [hit...], "retrieval": {...}, "standalone_question"}
@@ -84,6 +85,9 @@ class AnswerSentence:
     supported: bool
     problems: tuple[str, ...] = ()
     similarity: float | None = None
+    repaired_from: tuple[int, ...] = ()
+    """The numbers the model cited, when they did not support the sentence and `citations`
+    (another retrieved passage, which does) replaced them; empty when nothing was repaired."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class AnswerSentence:
             "citations": list(self.citations),
             "supported": self.supported,
             "problems": list(self.problems),
+            "repaired_from": list(self.repaired_from),
         }
 
 

@@ -160,6 +160,7 @@ def _sentence(r: _Reader) -> AnswerSentence:
         supported=r.flag("supported"),
         problems=tuple(r.texts("problems", [])),
         similarity=r.number("similarity", None),
+        repaired_from=tuple(r.integers("repaired_from", [])),
     )
 
 

@@ -374,6 +374,47 @@ def test_markers_around_sentences_are_parsed_back():
     ]
 
 
+def test_a_paragraphs_closing_markers_apply_to_its_sentences():
+    text = "Der Bau beginnt 2027. Er kostet viel. [1]\nDas ist gut.\n\nDritter [2]. Vierter."
+    parsed = parse_answer(text, 5, "de")
+    assert [(p.text, p.citations, p.inherited) for p in parsed] == [
+        ("Der Bau beginnt 2027.", (1,), True),
+        ("Er kostet viel.", (1,), False),
+        ("Das ist gut.", (), False),  # its own paragraph (a line break), no markers
+        ("Dritter.", (2,), False),
+        ("Vierter.", (), False),  # its paragraph does not end with markers
+    ]
+    assert [text[p.start : p.end].strip() for p in parsed][1] == "Er kostet viel. [1]"
+
+
+def test_a_citation_to_the_wrong_passage_is_repaired_and_marked(seeded_dir, embedder):
+    sentence = (
+        "Die Ukraine hat zugesichert, mit HIMARS keine Ziele auf russischem Territorium anzugreifen"
+    )
+    seen: dict[str, int] = {}
+
+    def write(messages: Sequence[tuple[str, str]]) -> str:
+        k = passage_with(messages, HIMARS_FACT)
+        numbered = passage_numbers(messages)
+        seen["right"] = [n for n, text in numbered.items() if HIMARS_FACT in text]
+        seen["wrong"] = next(n for n in numbered if n not in seen["right"])
+        return f"{sentence} [{seen['wrong']}]. Das Wetter war sonnig [{k}]."
+
+    model = CannedGenerator(write)
+    cfg = generation_settings(mode="generate")
+    with Engine.open(seeded_dir, cfg, embedder=embedder, generator=model) as engine:
+        answer = engine.ask(HIMARS)
+    wrong = seen["wrong"]
+    first, second = answer.sentences
+    assert first.supported and first.repaired_from == (wrong,)
+    (k,) = first.citations
+    assert k in seen["right"]  # a passage that says it (the seed says it twice)
+    assert first.to_json()["repaired_from"] == [wrong]
+    assert answer.text.startswith(f"{sentence} [{k}].")  # the text's marker follows
+    assert not second.supported and second.repaired_from == ()  # nothing supports the weather
+    assert HIMARS_FACT in answer.citation(k).quote
+
+
 @pytest.mark.parametrize(
     "reply",
     [prompts.CANNOT_ANSWER, f"  {prompts.CANNOT_ANSWER}.\n", f"\n\n{prompts.CANNOT_ANSWER}"],
