@@ -54,8 +54,9 @@ def draft(ans: Answer) -> str:
     """The instant quote answer shown while the reader reads: the answer, then a visible
     "reading…" state (`role=status`, so screen readers hear it too)."""
     note = READING.get(ans.language, READING["en"])
+    body = answer(ans).replace("nr-answer nr-final", "nr-answer nr-draft-answer", 1)
     return (
-        f'<div class="nr-draft">{answer(ans)}'
+        f'<div class="nr-draft">{body}'
         f'<p class="nr-wait nr-reading" role="status">{esc(note)}</p></div>'
     )
 

@@ -247,3 +247,69 @@ def test_ask_upload_export_in_a_real_browser(page, tmp_path):
     page.locator("#nr-source-panel").get_by_text("Ask a question").wait_for()
     print("streamed states seen:", page.evaluate("window.__streamed"))
     assert_no_script_ran(page)
+
+
+# --- reader mode with the packaged model: the quote first, then the reader's answer -------------
+@pytest.fixture(scope="module")
+def reader_server_url(tmp_path_factory, settings, embedder):
+    """The seeds served with the packaged model as the reader (skipped when it is absent)."""
+    import uvicorn
+
+    from rag.answer import local_model
+    from rag.engine import Engine
+    from ui.server import create_app
+    from ui.service import Service
+
+    generation = settings.generation.model_copy(update={"backend": "packaged"})
+    if not generation.configured():
+        pytest.skip(
+            f"no packaged model: {local_model.unavailable_reason(generation.model_cache_dir())}"
+        )
+    real = settings.model_copy(update={"generation": generation})
+    root = tmp_path_factory.mktemp("reader-browser")
+    engine = Engine.open(root / "index", real, embedder=embedder)
+    assert engine.add([SEEDS]).added == 5
+    service = Service(engine)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-reader", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the server did not start")
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+    service.close()
+
+
+def test_reader_mode_shows_the_quote_then_the_readers_answer(browser, reader_server_url, tmp_path):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(reader_server_url)
+    page.wait_for_selector("#nr-question textarea")
+    page.locator("#nr-filters").get_by_text("Filters").click()
+    mode = page.locator("#nr-mode input")
+    assert mode.input_value().startswith("Reader")  # the default mode
+    page.locator("#nr-question textarea").fill("Wen trifft Wendy Sherman in Genf?")
+    page.locator("#nr-ask").click()
+    # First the instant quote answer, visibly marked as a draft while the model reads ...
+    status = page.locator("#nr-chat .nr-draft .nr-reading")
+    status.wait_for()
+    assert "liest" in status.inner_text()
+    assert page.locator("#nr-source-panel .nr-card").count() >= 1  # its sources beside it
+    page.screenshot(path=str(tmp_path / "reader-draft.png"), full_page=True)
+    # ... then the reader's answer replaces it: the phrase marked inside the quoted sentence.
+    final = page.locator("#nr-chat .nr-final").last
+    final.wait_for()
+    assert page.locator("#nr-chat .nr-draft").count() == 0
+    assert "Rjabkow" in final.locator("mark.nr-phrase").inner_text()
+    page.screenshot(path=str(tmp_path / "reader-final.png"), full_page=True)
+    print(f"\nscreenshots: {tmp_path}/reader-draft.png, reader-final.png")
+    context.close()

@@ -237,6 +237,7 @@ def test_reader_mode_shows_the_quote_answer_while_the_model_reads():
     assert drafts, "the quote answer is shown first"
     draft_html = drafts[0][0][-1]["content"]
     assert "Die USA liefern Raketen" in draft_html and 'role="status"' in draft_html
+    assert "nr-final" not in draft_html  # only the reader's answer is final
     assert "nr-card" in drafts[0][1]  # its sources beside it
     # the reader's streamed pieces do not overwrite the draft; its answer replaces it
     assert not any("nr-streaming" in s[0][-1]["content"] for s in steps[steps.index(drafts[0]) :])
