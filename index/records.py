@@ -64,6 +64,9 @@ class StoredChunk:
     language: str | None
     url: str | None
     row_id: int
+    date_source: str | None = None
+    """"inferred" when the date was read from the text (see `rag.ingest.dates`); None when it
+    came from the document's metadata (or there is no date)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ _HAS_DATE = "d.date GLOB '[0-9][0-9][0-9][0-9]*'"
 
 _CHUNK_COLUMNS = (
     'c.chunk_id, c.doc_id, c.ordinal, c.start, c."end", c.page, c.text, '
-    "d.source, d.title, d.date, d.language, d.url, c.id"
+    "d.source, d.title, d.date, d.language, d.url, c.id, "
+    "json_extract(d.metadata_json, '$.date_source')"
 )
 
 
@@ -252,7 +253,7 @@ class Store:
             "WHERE c.id IN (SELECT value FROM json_each(?))",
             (json.dumps(ids),),
         )
-        by_id = {row[-1]: StoredChunk(*row) for row in rows}
+        by_id = {row[12]: StoredChunk(*row) for row in rows}  # row[12]: c.id
         return [by_id[i] for i in ids if i in by_id]
 
     def chunk_row_ids(

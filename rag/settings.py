@@ -89,6 +89,12 @@ class ChunkingSettings(_Section):
         description="Largest file `rag index` reads (bytes); a larger one is a problem in the "
         "report. Uploads have their own limit (server.max_upload_bytes).",
     )
+    infer_dates: bool = Field(
+        True,
+        description="Give an article without a date in its metadata the publication date its "
+        "text shows (datelines, 'Stand:' lines, dated reports), marked 'inferred'; never "
+        "overrides a metadata date.",
+    )
     max_document_chars: int = Field(
         2_000_000,
         ge=1_000,

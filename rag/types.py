@@ -103,6 +103,8 @@ class Hit:
     """The document's URL, when it has one (JSONL `url`, an HTML page's canonical URL)."""
     evidence: PassageEvidence | None = field(default=None, compare=False, repr=False)
     """The passage's stored vector and sentences, when the search read them (internal)."""
+    date_source: str | None = None
+    """"inferred" when `date` was read from the article's text, not its metadata."""
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape of a hit (CLI `--json` and HTTP API)."""
@@ -114,6 +116,7 @@ class Hit:
             "source": self.source,
             "title": self.title,
             "date": self.date,
+            "date_source": self.date_source,
             "text": self.text,
             "start": self.start,
             "end": self.end,

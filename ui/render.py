@@ -169,9 +169,18 @@ def panel(title: str, body: str) -> str:
 
 
 def _meta(
-    title: str | None, date: str | None, source: str, page: int | None, url: str | None
+    title: str | None,
+    date: str | None,
+    source: str,
+    page: int | None,
+    url: str | None,
+    date_source: str | None = None,
 ) -> str:
-    bits = [f'<span class="nr-date">{esc(date)}</span>' if date else ""]
+    if date and date_source == "inferred":
+        why = "Inferred from the article's text (it has no date in its metadata)"
+        bits = [f'<span class="nr-date nr-inferred" title="{why}">{esc(date)} (inferred)</span>']
+    else:
+        bits = [f'<span class="nr-date">{esc(date)}</span>' if date else ""]
     bits.append(f'<span class="nr-outlet">{esc(source)}</span>')
     if page is not None:
         bits.append(f"<span>page {page}</span>")
@@ -188,7 +197,7 @@ def _citation_card(c: Citation) -> str:
     passage = highlight(c.passage, c.passage_start, c.start, c.end, c.quote)
     return (
         f'<div class="nr-card" id="nr-source-{c.n}" data-n="{c.n}">{head}'
-        f"{_meta(c.title, c.date, c.source, c.page, c.url)}"
+        f"{_meta(c.title, c.date, c.source, c.page, c.url, c.date_source)}"
         f'<blockquote class="nr-passage">{passage}</blockquote></div>'
     )
 
@@ -199,7 +208,8 @@ def _hit_card(h: Hit) -> str:
         f'<span class="nr-title">{esc(h.title or h.source)}</span></div>'
     )
     return (
-        f'<div class="nr-card nr-hit">{head}{_meta(h.title, h.date, h.source, h.page, None)}'
+        f'<div class="nr-card nr-hit">{head}'
+        f"{_meta(h.title, h.date, h.source, h.page, None, h.date_source)}"
         f'<blockquote class="nr-passage">{esc(h.text)}</blockquote></div>'
     )
 

@@ -544,7 +544,10 @@ def _quote_line(sentence: str, n: int, hit: Hit, language: str) -> str:
     already), its citation number and its article's date."""
     if not sentence.startswith(("„", '"', "“", "»", "«", "'")):
         sentence = f"„{sentence}“"
-    return f"{sentence} [{n}] ({hit.date or prompts.UNDATED[language]})"
+    when = hit.date or prompts.UNDATED[language]
+    if hit.date and hit.date_source == "inferred":
+        when = f"{hit.date}, {prompts.INFERRED[language]}"
+    return f"{sentence} [{n}] ({when})"
 
 
 def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
@@ -557,6 +560,7 @@ def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
         source=hit.source,
         title=hit.title,
         date=hit.date,
+        date_source=hit.date_source,
         quote=quote,
         start=start,
         end=end,

@@ -73,6 +73,7 @@ NO_ANSWER = {
     "en": "The sources do not answer this question.",
 }
 UNDATED = {"de": "ohne Datum", "en": "undated"}
+INFERRED = {"de": "Datum aus dem Text erschlossen", "en": "date inferred from the text"}
 
 
 def passages_block(hits: Sequence[Hit]) -> str:

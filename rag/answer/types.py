@@ -42,6 +42,8 @@ class Citation:
     passage_start: int
     page: int | None = None
     url: str | None = None
+    date_source: str | None = None
+    """"inferred" when `date` was read from the article's text, not its metadata."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class Citation:
             "passage_start": self.passage_start,
             "page": self.page,
             "url": self.url,
+            "date_source": self.date_source,
         }
 
 

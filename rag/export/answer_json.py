@@ -134,6 +134,7 @@ def hit_from_json(data: Any, where: str = "hit") -> Hit:
         page=r.integer("page", None),
         language=r.text("language", None),
         duplicates=tuple(_duplicate(d) for d in r.objects("duplicates", [])),
+        date_source=r.text("date_source", None),
     )
 
 
@@ -179,6 +180,7 @@ def _citation(r: _Reader) -> Citation:
         passage_start=r.integer("passage_start", 0),
         page=r.integer("page", None),
         url=r.text("url", None),
+        date_source=r.text("date_source", None),
     )
 
 

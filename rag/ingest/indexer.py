@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import numpy as np
 from index import ChunkRecord, DocumentRecord, IndexBackend, IndexSpec, WriteResult
 from rag.chunking import chunk_text, split_sentences
 from rag.ingest.batch import IngestProblem
+from rag.ingest.dates import infer_date
 from rag.ingest.discover import discover
 from rag.ingest.read import read_file
 from rag.types import Document, Passage
@@ -192,6 +193,8 @@ class Indexer:
                     )
                 )
         kept = [d for d in kept if len(d.text) <= limit]
+        if self.settings.chunking.infer_dates:
+            kept = [_dated(d) for d in kept]
         batch = Batch(kept, found, files)
         if started is not None:
             batch.started = started
@@ -317,6 +320,25 @@ def _unique_ids(documents: Sequence[Document]) -> tuple[list[Document], list[Ing
             continue
         seen[doc.doc_id] = doc
     return list(seen.values()), problems
+
+
+def _dated(doc: Document) -> Document:
+    """`doc` with a publication date inferred from its text when it has none (never over a
+    date from its metadata); the metadata says so: `date_source` "inferred", the rule, its
+    measured precision and the words that dated it (see `rag.ingest.dates`)."""
+    if doc.date:
+        return doc
+    found = infer_date(doc.text, doc.language, title=doc.title)
+    if found is None:
+        return doc
+    metadata = {
+        **doc.metadata,
+        "date_source": "inferred",
+        "date_confidence": round(found.confidence, 2),
+        "date_rule": found.rule,
+        "date_evidence": found.evidence,
+    }
+    return replace(doc, date=found.date, metadata=metadata)
 
 
 def _document_record(doc: Document, digest: str, chunks: tuple[ChunkRecord, ...]) -> DocumentRecord:

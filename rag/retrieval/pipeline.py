@@ -255,6 +255,7 @@ class Retriever:
                     row_id=c.row_id,
                     url=c.url,
                     evidence=evidence.get(c.row_id),
+                    date_source=c.date_source,
                 )
             )
         return hits

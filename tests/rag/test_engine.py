@@ -664,3 +664,36 @@ def test_an_engine_closed_while_embedding_writes_nothing_and_says_so(
     assert errors and "closed while documents were being embedded" in str(errors[0])
     with Engine.open(tmp_path / "idx", settings, embedder=fake_embedder) as again:
         assert [d["doc_id"] for d in again.documents()] == ["alt"]
+
+
+def test_an_undated_article_gets_the_date_its_text_shows_marked_inferred(
+    tmp_path, settings, fake_embedder
+):
+    dated_by_text = Document(
+        doc_id="stand",
+        text="Stand: 12.03.2024\nDie Stadt Minden baut eine neue Brücke über die Weser.",
+        source="stand.txt",
+    )
+    with_metadata = Document(
+        doc_id="meta",
+        text="Stand: 12.03.2024\nIn Porta Westfalica eröffnet ein Fährhafen an der Weser.",
+        source="meta.txt",
+        date="2024-05",
+    )
+    with Engine.open(tmp_path / "idx", settings, embedder=fake_embedder) as engine:
+        engine.add_documents([dated_by_text, with_metadata])
+        hits = {h.doc_id: h for h in engine.search("Weser", k=5, mode="keyword")}
+    assert (hits["stand"].date, hits["stand"].date_source) == ("2024-03-12", "inferred")
+    assert hits["stand"].to_json()["date_source"] == "inferred"
+    assert (hits["meta"].date, hits["meta"].date_source) == ("2024-05", None)  # never overridden
+    # Wherever the date is shown, it says it was inferred.
+    from rag.answer.pipeline import _citation, _quote_line
+
+    line = _quote_line("Die Stadt Minden baut eine Brücke.", 1, hits["stand"], "de")
+    assert line.endswith("[1] (2024-03-12, Datum aus dem Text erschlossen)")
+    assert _quote_line("Satz.", 2, hits["meta"], "en").endswith("[2] (2024-05)")
+    cite = _citation(1, hits["stand"], hits["stand"].start, hits["stand"].end)
+    assert cite.to_json()["date_source"] == "inferred"
+    from ui import render
+
+    assert "2024-03-12 (inferred)" in render._citation_card(cite)
