@@ -150,7 +150,7 @@ def main(verbose: int) -> None:
 
 
 # The command modules import the helpers above, so they come last.
-from rag.cli import ask, evaluate, export, index, models, search
+from rag.cli import ask, evaluate, export, index, models, search, verify
 
 for _command in (
     index.index_cmd,
@@ -162,5 +162,6 @@ for _command in (
     evaluate.eval_cmd,
     evaluate.eval_answers_cmd,
     export.export_cmd,
+    verify.verify_cmd,
 ):
     main.add_command(_command)
