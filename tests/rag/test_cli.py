@@ -623,6 +623,38 @@ def test_eval_answers_scores_quotes_and_refusals(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_eval_answers_asks_hard_negatives_and_compares_modes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = squad()
+    for article in data["data"]:
+        for qa in article["paragraphs"][0]["qas"]:
+            qa["answers"] = [{"text": GOLD[qa["id"]], "answer_start": 0}]
+    # One article of two paragraphs: its questions' hard negative is the other paragraph.
+    first, second = data["data"][0], data["data"][1]
+    first["paragraphs"].append({**second["paragraphs"][0], "qas": []})
+    squad_file = write_json(tmp_path / "tiny.de.json", data)
+
+    result = run(
+        ["eval-answers", squad_file, "--hard-negatives", "--mode", "quote", "--mode", "quote",
+         "--sample", "3", "--json"]
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_questions"] == 3 and list(report["by_mode"]) == ["quote"]
+    block = report["by_mode"]["quote"]
+    answerable = block["answerable_index"]
+    assert {"correct", "wrongly_refused", "latency_p50_s", "latency_p95_s"} <= set(answerable)
+    assert answerable["wrongly_refused"] == round(1 - answerable["answerable"], 4)
+    negatives = block["hard_negatives"]
+    # Only the first article has a second paragraph: its questions have a hard negative.
+    questions_in_first = len(first["paragraphs"][0]["qas"])
+    assert 1 <= negatives["n"] <= questions_in_first
+    assert 0.0 <= negatives["refused"] <= 1.0 and negatives["n_clean"] <= negatives["n"]
+    assert report["hard_negatives"] == negatives  # the first mode's figures at the top level
+
+
+@pytest.mark.slow
 def test_eval_keeps_its_index_and_reuses_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     squad_file = write_json(tmp_path / "tiny.de.json", squad())
