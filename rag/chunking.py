@@ -31,7 +31,9 @@ CountTokens = Callable[[list[str]], list[int]]
 # blingfire 0.961/0.975 and 0.998/0.988. syntok and blingfire split "am 3. Oktober".
 
 # Terminal punctuation, optional closing quotes/brackets, then whitespace: a candidate boundary.
-_CANDIDATE = re.compile(r"([.!?…]+)([\"'“”‘’»«)\]]*)\s+")
+# It starts only where a run of punctuation starts: tried inside the run too, a line of 100,000
+# periods took minutes (every start rescans the rest of the run), now it is linear.
+_CANDIDATE = re.compile(r"(?<![.!?…])([.!?…]+)([\"'“”‘’»«)\]]*)\s+")
 
 # Blank lines always end a sentence; so does a newline before a bullet or a Markdown heading.
 _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -315,13 +317,19 @@ def _units(
     previous_end = 0
     for (start, end), count in zip(sentences, tokens):
         paragraph = bool(units) and text.count("\n", previous_end, start) >= 2
-        if count <= budget:
+        if count <= budget and not _has_long_word(text, start, end):
             units.append(_Unit(start, end, count, paragraph))
         else:
             pieces = _split_long(text, start, end, budget, counter)
             units += [_Unit(s, e, n, paragraph and i == 0) for i, (s, e, n) in enumerate(pieces)]
         previous_end = end
     return units
+
+
+def _has_long_word(text: str, start: int, end: int) -> bool:
+    if end - start <= MAX_WORD_CHARS:
+        return False
+    return max(map(len, text[start:end].split()), default=0) > MAX_WORD_CHARS
 
 
 def _split_long(
@@ -338,11 +346,12 @@ def _split_long(
     while window := [(m.start(), m.end()) for m in itertools.islice(matches, _WORD_WINDOW)]:
         counts = counter.count([text[s:e] for s, e in window])
         for (s, e), n in zip(window, counts):
-            if piece is not None and (n > budget or piece[2] + n - overhead > budget):
+            too_long = n > budget or e - s > MAX_WORD_CHARS
+            if piece is not None and (too_long or piece[2] + n - overhead > budget):
                 pieces.append(piece)
                 piece = None
-            if n > budget:
-                pieces.extend(_split_word(text, s, e, budget, counter))
+            if too_long:
+                pieces.extend(_split_word(text, s, e, budget, counter, e - s > MAX_WORD_CHARS))
             elif piece is None:
                 piece = (s, e, n)
             else:
@@ -354,17 +363,26 @@ def _split_long(
 
 _WORD_WINDOW = 4096
 
+MAX_WORD_CHARS = 1000
+"""Longest piece of one "word" (a data blob, a line without spaces) in a passage, whatever the
+counter says: a counter of words (`count_words`, a plain whitespace tokenizer) sees one token in
+100,000 letters, and keyword analysis of a word grows with its length (a 10,000-letter word
+exhausted the recursion limit of German compound splitting). Real tokenizers give 200 tokens
+in about 1,000 characters of such text anyway."""
+
 
 def _split_word(
-    text: str, start: int, end: int, budget: int, counter: _Counter
+    text: str, start: int, end: int, budget: int, counter: _Counter, alone: bool = False
 ) -> list[tuple[int, int, int]]:
-    """A single "word" over the budget (a long URL, a data blob): halve it until pieces fit."""
+    """A single "word" over the budget or `MAX_WORD_CHARS` (a long URL, a data blob): halve it
+    until pieces fit. `alone` pieces count as a full budget, so that packing never joins them
+    into the long word again."""
     count = counter.count([text[start:end]])[0]
-    if count <= budget or end - start <= 1:
-        return [(start, end, count)]
+    if (count <= budget and end - start <= MAX_WORD_CHARS) or end - start <= 1:
+        return [(start, end, max(count, budget) if alone else count)]
     middle = (start + end) // 2
-    return _split_word(text, start, middle, budget, counter) + _split_word(
-        text, middle, end, budget, counter
+    return _split_word(text, start, middle, budget, counter, alone) + _split_word(
+        text, middle, end, budget, counter, alone
     )
 
 

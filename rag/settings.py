@@ -89,6 +89,13 @@ class ChunkingSettings(_Section):
         description="Largest file `rag index` reads (bytes); a larger one is a problem in the "
         "report. Uploads have their own limit (server.max_upload_bytes).",
     )
+    pdf_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="Longest time reading one PDF's text may take (seconds, in a worker process "
+        "that is stopped then); a slower PDF is a problem in the report, the rest is indexed.",
+    )
     infer_dates: bool = Field(
         True,
         description="Give an article without a date in its metadata the publication date its "

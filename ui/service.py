@@ -261,6 +261,7 @@ class Service:
                     upload.name,
                     max_bytes=self.max_upload_bytes,
                     limit_setting="server.max_upload_bytes (rag serve --max-upload-mb)",
+                    pdf_seconds=self.engine.settings.chunking.pdf_seconds,
                 )
                 documents.extend(_titled(d, path, upload.name) for d in batch.documents)
                 problems.extend(batch.problems)

@@ -7,6 +7,8 @@ import re
 from rag.errors import IngestError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A surrogate code point: in a Python string always a lone one, which UTF-8 cannot encode."""
 
 
 def decode_utf8(raw: bytes, source: str) -> str:
@@ -40,3 +42,9 @@ def check_not_empty(raw: bytes, source: str) -> None:
 def normalise_newlines(text: str) -> str:
     """Newlines as "\\n" (from "\\r\\n" or "\\r"); control characters but tab and newline go."""
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with lone surrogates (from escapes such as `\\ud800`, or a codec that lets them
+    through) replaced by U+FFFD, so that it can be stored and sent as UTF-8."""
+    return LONE_SURROGATE.sub("\ufffd", text)

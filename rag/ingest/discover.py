@@ -40,6 +40,8 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], list[
 
 def _single(path: Path) -> tuple[list[tuple[Path, str]], list[IngestProblem]]:
     source = path.as_posix()
+    if not _utf8(source):
+        return [], [_not_utf8_name(source)]
     if path.suffix.lower() in SUPPORTED_SUFFIXES:
         return [(path, source)], []
     return [], [_unsupported(path, source)]
@@ -56,7 +58,9 @@ def _folder(folder: Path) -> tuple[list[tuple[Path, str]], list[IngestProblem]]:
     problems: list[IngestProblem] = []
     for file in files:
         source = file.as_posix()
-        if file.suffix.lower() in SUPPORTED_SUFFIXES:
+        if not _utf8(source):
+            problems.append(_not_utf8_name(source))
+        elif file.suffix.lower() in SUPPORTED_SUFFIXES:
             found.append((file, source))
         else:
             problems.append(_unsupported(file, source))
@@ -89,3 +93,22 @@ def _missing(path: Path) -> IngestProblem:
     else:
         message = f"{source}: no such file or folder; check the path"
     return IngestProblem(source=source, message=message)
+
+
+def _utf8(source: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python holds them as lone surrogates,
+    which cannot be stored or printed)."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_utf8_name(source: str) -> IngestProblem:
+    shown = source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return IngestProblem(
+        source=shown,
+        message=f"{shown}: the file name is not valid UTF-8, skipped; rename the file (e.g. "
+        "convmv -f latin1 -t utf-8 --notest FILE)",
+    )

@@ -60,7 +60,7 @@ def _decode(raw: bytes, source: str) -> str:
             raise
     try:
         return normalise_newlines(raw.decode(charset))
-    except UnicodeDecodeError:
+    except (UnicodeError, LookupError):  # LookupError: not a text codec ("rot13", "zlib")
         raise IngestError(
             f"{source}: is neither UTF-8 nor the declared charset {charset}; convert it, e.g. "
             f"iconv -f latin1 -t utf-8 '{source}' > converted.html"

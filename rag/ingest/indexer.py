@@ -154,7 +154,11 @@ class Indexer:
         documents: list[Document] = []
         for i, (path, source) in enumerate(files):
             batch = read_file(
-                path, source, password=password, max_bytes=self.settings.chunking.max_file_bytes
+                path,
+                source,
+                password=password,
+                max_bytes=self.settings.chunking.max_file_bytes,
+                pdf_seconds=self.settings.chunking.pdf_seconds,
             )
             documents.extend(batch.documents)
             problems.extend(batch.problems)

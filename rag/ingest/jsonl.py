@@ -5,24 +5,29 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from rag.errors import IngestError
 from rag.ingest.batch import IngestProblem
-from rag.ingest.decode import check_not_empty, normalise_newlines
+from rag.ingest.decode import LONE_SURROGATE, check_not_empty, normalise_newlines
 from rag.ingest.metadata import Extracted, clean_field, line_doc_id, normalise_date, to_document
 from rag.types import Document
 
 logger = logging.getLogger(__name__)
 
 KNOWN_FIELDS = frozenset({"id", "text", "title", "date", "url", "source", "language"})
+BINARY_PROBE_BYTES = 4096
+"""How much of a file's start is looked at for NUL bytes (a binary file)."""
 
 
 def parse_jsonl(raw: bytes, source: str) -> tuple[list[Document], list[IngestProblem]]:
     """The documents of all good lines, and one problem for each bad line."""
     check_not_empty(raw, source)
-    if b"\x00" in raw:
+    # NUL bytes at the start mean a compressed, UTF-16 or image file; one later is one bad line.
+    if b"\x00" in raw[:BINARY_PROBE_BYTES]:
         raise IngestError(
             f"{source}: looks binary (contains NUL bytes), not JSON Lines; is it compressed? "
             "Decompress it, or convert UTF-16 with: iconv -f utf-16 -t utf-8"
@@ -93,6 +98,17 @@ def _record(line: bytes, where: str) -> dict[str, Any]:
             f"{where}: not valid JSON ({error.msg} at column {error.colno}); fix or remove "
             "the line (one JSON object per line)"
         ) from None
+    except RecursionError:
+        raise IngestError(
+            f"{where}: JSON nested too deeply to read (about {sys.getrecursionlimit()} levels "
+            "or more); flatten the line or remove it"
+        ) from None
+    except ValueError as error:  # a number of more than 4,300 digits
+        reason = str(error).split(";")[0]  # without Python's advice to raise its own limit
+        raise IngestError(
+            f"{where}: holds a number too long to read ({reason}); write it as a string, or "
+            "remove the line"
+        ) from None
     if not isinstance(record, dict):
         raise IngestError(
             f"{where}: a JSON {type(record).__name__}, not an object; each line must be an "
@@ -100,6 +116,8 @@ def _record(line: bytes, where: str) -> dict[str, Any]:
         )
     for field in sorted(KNOWN_FIELDS & set(record)):
         _check_field(record[field], field, where)
+    for field in sorted(set(record) - KNOWN_FIELDS):
+        _check_extra(record[field], field, where)
     return record
 
 
@@ -124,6 +142,38 @@ def _check_field(value: object, field: str, where: str) -> None:
                 f'{where}: "{field}" holds an invalid character (a lone surrogate, '
                 f"\\u{ord(bad):04x}, which is not Unicode text); fix the line's escapes"
             )
+
+
+MAX_EXTRA_DEPTH = 32
+"""Deepest nesting of lists and objects in a field beyond the known ones (kept as metadata)."""
+
+
+def _check_extra(value: object, field: str, where: str) -> None:
+    """A field beyond the known ones is kept as metadata, so it must be storable as JSON: no
+    lone surrogates (in names or values), no NaN or Infinity, at most `MAX_EXTRA_DEPTH` levels."""
+    name = json.dumps(field[:40])  # escaped: the name may itself hold a lone surrogate
+    stack: list[tuple[object, int]] = [(field, 0), (value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_EXTRA_DEPTH:
+            raise IngestError(
+                f"{where}: {name} is nested more than {MAX_EXTRA_DEPTH} levels deep; flatten it "
+                "or remove the field"
+            )
+        if isinstance(item, float) and not math.isfinite(item):
+            raise IngestError(
+                f"{where}: {name} holds {item} (not a finite number, cannot be stored); write a "
+                "number or a string, or remove the field"
+            )
+        if isinstance(item, str) and LONE_SURROGATE.search(item):
+            raise IngestError(
+                f"{where}: {name} holds an invalid character (a lone surrogate, which is not "
+                "Unicode text); fix the line's escapes"
+            )
+        if isinstance(item, dict):
+            stack += [(k, depth) for k in item] + [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item]
 
 
 def _found(value: object) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rag.chunking import split_sentences
 from rag.errors import IngestError
+from rag.ingest.decode import valid_unicode
 from rag.ingest.language import detect_language
 from rag.types import Document
 
@@ -39,25 +40,31 @@ class Extracted:
 
 
 def to_document(extracted: Extracted, *, doc_id: str, source: str, fallback_title: str) -> Document:
-    """The finished Document: text checked non-empty, language detected, title guessed."""
+    """The finished Document: text checked non-empty, language detected, title guessed; every
+    string valid Unicode (a lone surrogate that a parser let through becomes U+FFFD)."""
     if not extracted.text.strip():
         raise IngestError(
             f"{source}: no text left after extraction (a scanned PDF, an image-only or "
             "script-only page?); run OCR (e.g. ocrmypdf) or export the text, then add it again"
         )
-    language = extracted.language or detect_language(extracted.text)
-    title = extracted.title or guess_title(extracted.text, fallback_title, language)
+    text = valid_unicode(extracted.text)
+    language = _valid(extracted.language) or detect_language(text)
+    title = _valid(extracted.title) or guess_title(text, fallback_title, language)
     return Document(
         doc_id=doc_id,
-        text=extracted.text,
+        text=text,
         source=source,
         title=title,
-        date=extracted.date,
+        date=_valid(extracted.date),
         language=language,
-        url=extracted.url,
+        url=_valid(extracted.url),
         pages=extracted.pages,
-        metadata=dict(extracted.metadata),
+        metadata={k: _valid(v) if isinstance(v, str) else v for k, v in extracted.metadata.items()},
     )
+
+
+def _valid(value: str | None) -> str | None:
+    return valid_unicode(value) if value is not None else None
 
 
 def file_doc_id(source: str) -> str:
@@ -85,7 +92,7 @@ def normalise_date(value: object) -> str | None:
             return _iso(*(match.group(i) for i in order))
     try:
         return email.utils.parsedate_to_datetime(text).date().isoformat()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: year 99999999999
         return None
 
 
@@ -94,7 +101,7 @@ def _iso(year: str, month: str | None, day: str | None) -> str | None:
         dt.date(int(year), int(month or 1), int(day or 1))
     except ValueError:
         return None
-    parts = [year]
+    parts = [f"{int(year):04d}"]  # ASCII digits, also from "२०२२" (\d is any digit)
     if month:
         parts.append(f"{int(month):02d}")
         if day:
@@ -118,7 +125,9 @@ def guess_title(text: str, fallback: str, language: str | None = None) -> str:
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if 0 < len(first_line) <= MAX_TITLE_CHARS:
         return first_line
-    sentences = split_sentences(first_line, language)
+    # Only a short first sentence is used: its end lies in the line's start (a 100,000-character
+    # line need not be split whole).
+    sentences = split_sentences(first_line[: 4 * MAX_TITLE_CHARS], language)
     if sentences:
         start, end = sentences[0]
         sentence = first_line[start:end]

@@ -12,7 +12,7 @@ from rag.ingest.batch import FileBatch, IngestProblem
 from rag.ingest.html import parse_html
 from rag.ingest.jsonl import parse_jsonl
 from rag.ingest.metadata import Extracted, file_doc_id, to_document
-from rag.ingest.pdf import parse_pdf
+from rag.ingest.pdf_worker import DEFAULT_PDF_SECONDS, extract_pdf
 from rag.ingest.text import parse_markdown, parse_text
 from rag.types import Document
 
@@ -44,16 +44,19 @@ def read_file(
     password: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     limit_setting: str = "chunking.max_file_bytes (RAG_CHUNKING__MAX_FILE_BYTES)",
+    pdf_seconds: float | None = DEFAULT_PDF_SECONDS,
 ) -> FileBatch:
     """The documents in the file at `path`, named `source`. Never raises for bad content.
 
     A file that cannot be read yields no documents and one problem; a JSONL file yields a
     document per good line and a problem per bad line. `password` opens encrypted PDFs.
-    `limit_setting` names, in the message for a file over `max_bytes`, what raises it.
+    `limit_setting` names, in the message for a file over `max_bytes`, what raises it. A PDF
+    is read in a worker process and is a problem when that takes over `pdf_seconds` (None:
+    read in this process, without a limit).
     """
     path = Path(path)
     try:
-        documents, problems = _read(path, source, password, max_bytes, limit_setting)
+        documents, problems = _read(path, source, password, max_bytes, limit_setting, pdf_seconds)
     except IngestError as error:
         logger.debug("skipped %s: %s", source, error)
         return FileBatch(source, path, (), (IngestProblem(source=source, message=str(error)),))
@@ -61,7 +64,12 @@ def read_file(
 
 
 def _read(
-    path: Path, source: str, password: str | None, max_bytes: int, limit_setting: str
+    path: Path,
+    source: str,
+    password: str | None,
+    max_bytes: int,
+    limit_setting: str,
+    pdf_seconds: float | None,
 ) -> tuple[list[Document], list[IngestProblem]]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -73,7 +81,7 @@ def _read(
     if suffix == ".jsonl":
         return parse_jsonl(raw, source)
     if suffix == ".pdf":
-        extracted = parse_pdf(raw, source, password)
+        extracted = extract_pdf(raw, source, password, pdf_seconds)
         # A PDF's first line is often a running header: its file name makes a better title.
         extracted = replace(extracted, title=extracted.title or path.stem)
     else:

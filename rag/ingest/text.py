@@ -8,8 +8,10 @@ from rag.ingest.decode import decode_utf8
 from rag.ingest.metadata import Extracted, clean_field, normalise_date, split_date_header
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FIELD = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
-_H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+# Trailing blanks and closing #s are stripped in Python: a lazy group before `[ \t#]*$` made
+# a 30,000-character heading or field line take seconds (quadratic backtracking).
+_FIELD = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:(.*)$", re.MULTILINE)
+_H1 = re.compile(r"^#[ \t]+(.+)$", re.MULTILINE)
 
 
 def parse_text(raw: bytes, source: str) -> Extracted:
@@ -28,7 +30,7 @@ def parse_markdown(raw: bytes, source: str) -> Extracted:
     header_date, body = split_date_header(body)
     heading = _H1.search(body)
     title = clean_field(front.get("title")) or (
-        _strip_markup(heading.group(1)) if heading else None
+        _strip_markup(heading.group(1).rstrip(" \t#")) if heading else None
     )
     return Extracted(
         text=body.strip(),
@@ -46,7 +48,9 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
     if not match:
         return {}, text
     fields = {
-        key.lower(): _unquote(value) for key, value in _FIELD.findall(match.group(1)) if value
+        key.lower(): _unquote(value.strip(" \t"))
+        for key, value in _FIELD.findall(match.group(1))
+        if value.strip(" \t")
     }
     return fields, text[match.end() :]
 

@@ -47,6 +47,7 @@ _FOLD = str.maketrans(
 )
 _STEMMERS = {"de": "german", "en": "english"}
 _MIN_COMPOUND = 8  # shorter words are not split
+_MAX_COMPOUND = 64  # nor longer ones (the longest German compounds in use are ~40 letters)
 _MIN_PART = 3
 _MIN_TAIL = 4
 _MIN_PART_ZIPF = 3.0  # both parts must be at least this common (Zipf scale)
@@ -104,8 +105,8 @@ def compound_parts(word: str) -> tuple[str, ...]:
     """Split a German word into its parts ("waffenlieferungen" -> waffen, lieferungen), or ()
     when no split into common words beats the word itself. Lookups are casefolded (ß -> ss)."""
     word = word.casefold()
-    if len(word) < _MIN_COMPOUND or not word.isalpha():
-        return ()
+    if not _MIN_COMPOUND <= len(word) <= _MAX_COMPOUND or not word.isalpha():
+        return ()  # a "word" longer than any real compound: not split (and no deep recursion)
     found = _best_split(word)
     return found[1] if found and found[0] > _zipf(word) else ()
 

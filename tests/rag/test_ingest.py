@@ -520,3 +520,193 @@ def test_jsonl_bad_types_and_lone_surrogates_are_one_problem_each(tmp_path):
         (3, '"title" must be a string'),
         (5, '"id" holds an invalid ch'),
     ]
+
+
+# --- PDF time limit -------------------------------------------------------------------------
+
+
+def slow_pdf() -> bytes:
+    """A valid PDF whose text takes pypdf about 14 s to extract (200,000 text lines)."""
+    return make_pdf(["\n".join(["ab"] * 200_000)])
+
+
+def test_a_pdf_slower_than_pdf_seconds_is_a_problem_and_the_next_pdf_reads(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    slow = write(tmp_path / "langsam.pdf", slow_pdf())
+    started = time.perf_counter()
+    message = only_problem(read_one(slow, pdf_seconds=2.0))
+    assert time.perf_counter() - started < 10  # stopped, not waited for (~14 s)
+    assert message == (
+        "langsam.pdf: took longer than 2 s to read; raise chunking.pdf_seconds "
+        "(RAG_CHUNKING__PDF_SECONDS) or split/repair the PDF (e.g. with qpdf, or print it to a "
+        "new PDF)"
+    )
+    # The stopped worker is replaced: a normal PDF reads, as it does in-process (None).
+    normal = write(tmp_path / "normal.pdf", make_pdf([PAGE_1, PAGE_2]))
+    assert read_one(normal, pdf_seconds=2.0).documents[0].text == f"{PAGE_1}\n\n{PAGE_2}"
+    assert read_one(normal, pdf_seconds=None).documents[0].pages == ((1, 0, 77), (2, 79, 134))
+
+
+def test_a_slow_pdf_is_one_problem_in_rag_index_and_the_rest_is_indexed(
+    tmp_path: Path, settings, fake_embedder
+) -> None:
+    from rag.engine import Engine
+
+    folder = tmp_path / "archiv"
+    write(folder / "a_langsam.pdf", slow_pdf())
+    write(folder / "b_bericht.pdf", make_pdf([PAGE_1]))
+    write(folder / "c_notiz.txt", "Eine kurze Notiz über die Verhandlungen.")
+    fast = settings.model_copy(
+        update={"chunking": settings.chunking.model_copy(update={"pdf_seconds": 2.0})}
+    )
+    with Engine.open(tmp_path / "idx", fast, embedder=fake_embedder) as engine:
+        report = engine.add([folder])
+        sources = sorted(d["source"] for d in engine.documents())
+    assert [(p.source, p.message.split(";")[0]) for p in report.problems] == [
+        (f"{folder.as_posix()}/a_langsam.pdf", f"{folder.as_posix()}/a_langsam.pdf: took longer "
+         "than 2 s to read"),
+    ]  # fmt: skip
+    assert sources == [f"{folder.as_posix()}/b_bericht.pdf", f"{folder.as_posix()}/c_notiz.txt"]
+
+
+def test_pdf_seconds_is_a_bounded_setting(settings, monkeypatch) -> None:
+    from rag.errors import ConfigError
+    from rag.settings import load_settings
+
+    assert settings.chunking.pdf_seconds == 30.0
+    monkeypatch.setenv("RAG_CHUNKING__PDF_SECONDS", "2.5")
+    assert load_settings().chunking.pdf_seconds == 2.5
+    with pytest.raises(ConfigError, match="chunking.pdf_seconds"):
+        load_settings(chunking={"pdf_seconds": 0})
+
+
+def test_a_crashed_pdf_worker_is_one_problem_and_is_replaced(tmp_path: Path) -> None:
+    from rag.errors import IngestError
+    from rag.ingest.pdf_worker import _Worker
+
+    worker = _Worker()
+    worker.process.kill()  # as the out-of-memory killer would
+    worker.process.wait()
+    with pytest.raises(IngestError, match=r"^kaputt\.pdf: the PDF reader crashed on this file"):
+        worker.run(make_pdf([PAGE_1]), "kaputt.pdf", None, 5.0)
+    assert not worker.alive()
+
+
+def test_pdf_worker_warnings_reach_the_callers_log(tmp_path: Path, caplog) -> None:
+    path = write(tmp_path / "angehängt.pdf", make_pdf([PAGE_1]) + b"%%EOF\n" * 3)
+    with caplog.at_level("WARNING"):
+        assert read_one(path).documents[0].text == PAGE_1
+    assert any(r.name.startswith("pypdf") for r in caplog.records), caplog.records
+
+
+# --- hostile input the fuzz found (tests/rag/test_fuzz.py) -----------------------------------
+
+
+def test_jsonl_lines_that_crashed_the_reader_are_one_problem_each() -> None:
+    """Thousands of nesting levels (RecursionError), a 5,000-digit number (ValueError), and
+    extra fields that could not be stored (NaN, a lone surrogate, deep nesting) failed the
+    whole write before; now each is its line's problem."""
+    from rag.ingest.jsonl import parse_jsonl
+
+    raw = b"\n".join(
+        [
+            b'{"text": "Erster Artikel."}',
+            b"[" * 100_000,
+            b'{"text": "x", "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            b'{"text": "x", "id": ' + b"9" * 5000 + b"}",
+            b'{"text": "x", "score": NaN}',
+            b'{"text": "x", "note": "\\udc00"}',
+            b'{"text": "x", "\\ud800": 1}',
+            b'{"text": "x", "tree": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b"}",
+            b'{"text": "Letzter Artikel.", "split": {"a": [1, 2.5, null]}}',
+            b"\x00",
+        ]
+    )
+    documents, problems = parse_jsonl(raw, "feed.jsonl")
+    assert [d.text for d in documents] == ["Erster Artikel.", "Letzter Artikel."]
+    assert documents[1].metadata["split"] == {"a": [1, 2.5, None]}
+    assert [(p.line, p.message.split(": ", 1)[1][:36]) for p in problems] == [
+        (2, "JSON nested too deeply to read (abou"),
+        (3, "JSON nested too deeply to read (abou"),
+        (4, "holds a number too long to read (Exc"),
+        (5, '"score" holds nan (not a finite numb'),
+        (6, '"note" holds an invalid character (a'),
+        (7, '"\\ud800" holds an invalid character '),
+        (8, '"tree" is nested more than 32 levels'),
+        (10, "not valid JSON (Expecting value at c"),
+    ]
+
+
+@pytest.mark.parametrize("charset", ["rot13", "zlib", "base64", "undefined", "utf-7"])
+def test_html_declaring_a_charset_that_is_no_text_codec_is_a_problem(
+    tmp_path: Path, charset: str
+) -> None:
+    page = f"<html><head><meta charset='{charset}'></head><body><p>Text +2AA-</p></body></html>"
+    path = write(tmp_path / "seite.html", page.encode() + b"\xff")
+    message = only_problem(read_one(path))
+    assert message.startswith("seite.html: is neither UTF-8 nor the declared charset")
+
+
+def test_lone_surrogates_a_parser_lets_through_become_replacement_characters() -> None:
+    """The last net before the index (which stores UTF-8): whatever a parser (pypdf, lxml, a
+    declared codec such as utf-7) returns, every string of a Document is valid Unicode."""
+    from rag.ingest.metadata import Extracted, to_document
+
+    extracted = Extracted(
+        text="Die Verhandlungen in Genf \ud800 dauerten bis in die Nacht.",
+        title="Gipfel \udc00",
+        metadata={"author": "Anna \udfff", "page_count": 1},
+    )
+    doc = to_document(extracted, doc_id="x", source="x.pdf", fallback_title="x")
+    assert doc.text == "Die Verhandlungen in Genf \ufffd dauerten bis in die Nacht."
+    assert (doc.title, doc.metadata) == (
+        "Gipfel \ufffd",
+        {"author": "Anna \ufffd", "page_count": 1},
+    )
+
+
+def test_an_rfc2822_date_with_an_absurd_year_is_unreadable_not_a_crash() -> None:
+    from rag.ingest.metadata import normalise_date
+
+    assert normalise_date("Mon, 01 Jan 99999999999 00:00:00 +0000") is None
+    assert normalise_date("२०२२-०६-०१") == "2022-06-01"  # any digits, written as ASCII
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a" + "." * 100_000 + "b",  # sentence splitting was quadratic in a run of periods
+        "# " + "#" * 100_000 + "a\n\nText.",  # the Markdown heading pattern too
+        "---\nnote: x" + " " * 100_000 + "y\n---\nText.",  # and a front matter field
+    ],
+)
+def test_pathological_lines_are_read_in_linear_time(tmp_path: Path, content: str) -> None:
+    import time
+
+    path = write(tmp_path / "zeile.md", content)
+    started = time.perf_counter()
+    batch = read_one(path)
+    chunk_text(batch.documents[0].text, count_words)
+    assert time.perf_counter() - started < 3  # minutes before
+
+
+def test_a_100k_letter_word_is_cut_into_bounded_passages(
+    tmp_path: Path, settings, fake_embedder
+) -> None:
+    """A word counter sees one token in 100,000 letters; German compound splitting of such a
+    passage exhausted the recursion limit and failed the whole add."""
+    from rag.chunking import MAX_WORD_CHARS
+    from rag.engine import Engine
+
+    text = "Vorwort. " + "hausboot" * 12_500 + " Nachwort."
+    passages = chunk_text(text, count_words)
+    assert max(len(p.text) for p in passages) <= MAX_WORD_CHARS
+    assert "".join(p.text for p in passages[1:-1]) == "hausboot" * 12_500
+
+    write(tmp_path / "in" / "wort.txt", text)
+    with Engine.open(tmp_path / "idx", settings, embedder=fake_embedder) as engine:
+        report = engine.add([tmp_path / "in"])
+    assert (report.added, report.problems) == (1, ())
