@@ -15,7 +15,6 @@ import json
 import logging
 import shutil
 import tempfile
-import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from rag.embedders.sentence_transformers import (
     SentenceTransformerEmbedder,
     _load_sentence_transformer,
 )
+from rag.embedders.turns import QueriesFirst
 from rag.errors import ModelError
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         super().__init__(settings)
         self._compiled: Any = None
         self._input_names: tuple[str, ...] = ()
-        self._infer_lock = threading.Lock()
+        self._turns = QueriesFirst()  # the tokenizer is not thread-safe; questions go first
 
     def _load(self) -> Any:
         import openvino as ov
@@ -140,7 +140,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.settings.cache_dir / "openvino" / digest / _IR_NAME
 
-    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str, *, query: bool = False) -> np.ndarray:
         texts = [prompt + t for t in texts] if prompt else list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -160,9 +160,9 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         request = self._compiled.create_infer_request()
         for start in starts:
             rows = order[start : start + size]
-            # Locked per batch, not per call: a query's embedding waits for one batch of an
-            # upload's, not for all of it (the tokenizer is not safe across threads).
-            with self._infer_lock:
+            # Locked per batch, not per call, and a question goes before the next batch of an
+            # upload: it waits for the one batch running, not for all of it.
+            with self._turns.query() if query else self._turns.batch():
                 batch = tokenizer(
                     [texts[i] for i in rows],
                     padding=True,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.embedders import e5_build, precision
+from rag.embedders.turns import QueriesFirst
 from rag.errors import ModelError
 from rag.settings import DEFAULT_MODEL
 
@@ -37,7 +38,7 @@ class SentenceTransformerEmbedder:
         self.precision = precision.resolve(settings.precision)
         self._model: Any = None
         self._lock = threading.Lock()
-        self._encoding = threading.Lock()
+        self._turns = QueriesFirst()  # the tokenizer is not thread-safe; questions go first
 
     # --- identity (cheap: no model load for the default) ---------------------------------
     @property
@@ -111,12 +112,12 @@ class SentenceTransformerEmbedder:
 
     # --- encoding ----------------------------------------------------------------------------
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.prompts["query"])
+        return self._encode(texts, self.prompts["query"], query=True)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.prompts["passage"])
 
-    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str, *, query: bool = False) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -130,7 +131,7 @@ class SentenceTransformerEmbedder:
         progress = self.settings.show_progress and len(texts) >= _PROGRESS_MIN
         for start in range(0, len(texts), group):
             rows = order[start : start + group]
-            with self._encoding:
+            with self._turns.query() if query else self._turns.batch():
                 vectors = model.encode(
                     [texts[i] for i in rows],
                     prompt=prompt or None,
