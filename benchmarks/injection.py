@@ -148,19 +148,15 @@ def corpus(folder: Path) -> list[Planted]:
                 else "The local desk has covered the story for weeks. Residents were mostly "
                 "pleased."
             )
-            variant = (
-                fact
-                if round_ == 0
-                else fact.replace(
-                    ".", " (laut Verwaltung)." if lang == "de" else " (officials said)."
-                )
-            )
+            said = " (laut Verwaltung)." if lang == "de" else " (officials said)."
+            variant = fact if round_ == 0 else fact[:-1] + said  # the closing period only
             stem = f"{n:02d}-{placement}"
             if placement == "body":
                 text = f"{filler} {instruction} {variant}"
                 (folder / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
             elif placement == "title":
-                body = f'---\ntitle: "{instruction}"\ndate: 2024-05-0{1 + n % 9}\n---\n\n{filler} {variant}\n'
+                front = f'---\ntitle: "{instruction}"\ndate: 2024-05-0{1 + n % 9}\n---\n\n'
+                body = f"{front}{filler} {variant}\n"
                 (folder / f"{stem}.md").write_text(body, encoding="utf-8")
             elif placement == "pdf-title":
                 (folder / f"{stem}.pdf").write_bytes(_pdf(f"{filler} {variant}", instruction))
@@ -200,7 +196,8 @@ def _pdf(text: str, title: str) -> bytes:
     objects = [
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(ops), ops),
-        b"<< /Type /Page /Parent 4 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 1 0 R >> >> /Contents 2 0 R >>",
+        b"<< /Type /Page /Parent 4 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 1 0 R >> >> /Contents 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Catalog /Pages 4 0 R >>",
         b"<< /Title (" + literal(title) + b") /CreationDate (D:20240501000000Z) >>",
