@@ -46,6 +46,7 @@ HIT_KEYS = {
     "source",
     "title",
     "date",
+    "date_source",
     "text",
     "start",
     "end",
@@ -400,8 +401,8 @@ def test_start_indexes_then_serves_the_app(index_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # `rag start seeds` as in the README: same sources, nothing re-embedded
     served = {}
 
-    def fake_run(service, *, host, port, with_ui):  # instead of blocking in uvicorn
-        served.update(host=host, port=port, with_ui=with_ui)
+    def fake_run(service, *, host, port, with_ui, **options):  # instead of blocking in uvicorn
+        served.update(host=host, port=port, with_ui=with_ui, insecure=options["insecure"])
         served["answer"] = service.ask(AID_QUESTION)
 
     monkeypatch.setattr("ui.cli.run", fake_run)
@@ -410,6 +411,7 @@ def test_start_indexes_then_serves_the_app(index_dir, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "0 added, 0 updated, 5 unchanged; 5 documents in the index." in result.stdout
     assert served["host"] == "127.0.0.1" and served["with_ui"] is True
+    assert served["insecure"] is False
     answer = served["answer"]
     assert answer.answerable and "700 Millionen Dollar" in answer.text
     assert answer.citations[0].source == AID_SOURCE

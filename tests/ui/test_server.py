@@ -37,8 +37,8 @@ AID_QUESTION = "Wie viel ist das neue Hilfspaket von Joe Biden wert?"
 AID_SOURCE = f"{SEEDS.as_posix()}/001_9706a68281888026.txt"
 OFFENSIVE_SOURCE = f"{SEEDS.as_posix()}/000_849880feec34fc6b.txt"  # the only 2023 article
 HIT_KEYS = {
-    "rank", "score", "chunk_id", "doc_id", "source", "title", "date", "text", "start", "end",
-    "duplicates",
+    "rank", "score", "chunk_id", "doc_id", "source", "title", "date", "date_source", "text",
+    "start", "end", "duplicates",
 }  # fmt: skip
 ANSWER_KEYS = {
     "question", "answer", "answerable", "mode", "model", "language", "sentences", "citations",
@@ -714,7 +714,7 @@ def test_rag_serve_without_an_index_says_how_to_make_one(tmp_path, cli_embedder)
 def test_rag_serve_indexes_seeds_then_serves(tmp_path, monkeypatch, cli_embedder):
     served: dict[str, Any] = {}
 
-    def run(service: Service, *, host: str, port: int, with_ui: bool) -> None:
+    def run(service: Service, *, host: str, port: int, with_ui: bool, **options: Any) -> None:
         served.update(host=host, port=port, with_ui=with_ui, documents=len(service.documents()))
 
     monkeypatch.setattr("ui.cli.run", run)
@@ -728,7 +728,7 @@ def test_rag_serve_indexes_seeds_then_serves(tmp_path, monkeypatch, cli_embedder
 def test_rag_serve_takes_its_defaults_from_the_server_settings(tmp_path, monkeypatch, cli_embedder):
     served: dict[str, Any] = {}
 
-    def run(service: Service, *, host: str, port: int, with_ui: bool) -> None:
+    def run(service: Service, *, host: str, port: int, with_ui: bool, **options: Any) -> None:
         served.update(
             host=host, port=port, upload=service.max_upload_bytes, files=service.max_files
         )
