@@ -251,7 +251,11 @@ def run(
     app = create_app(service, with_ui=with_ui, security=security)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops.")
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="warning")
+    # Keep-alive longer than uvicorn's 5 s: a client pausing ~5 s between requests otherwise races
+    # the server closing its connection (seen as a ReadError in benchmarks/serve.py --mixed).
+    uvicorn.run(
+        app, host=host, port=port, workers=1, log_level="warning", timeout_keep_alive=30
+    )
 
 
 def security_for(server: ServerSettings | None, host: str, insecure: bool) -> Security:
