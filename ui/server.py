@@ -549,6 +549,8 @@ class _BodyLimit:
                 "bytes; send less at a time",
             }
         }
-        await JSONResponse(body, status_code=413, headers={"Connection": "close"})(
-            scope, receive, send
-        )
+        # A body cut off while streaming cannot be drained: the connection ends with the answer.
+        # One refused by its declared length is left to the server to discard, so the client
+        # can finish sending and read the 413 instead of a reset connection.
+        headers = {"Connection": "close"} if counted else None
+        await JSONResponse(body, status_code=413, headers=headers)(scope, receive, send)
