@@ -282,7 +282,7 @@ def hostile_html(rng: random.Random) -> Made:
 # ---------------------------------------------------------------------------------------- PDF
 def make_pdf(pages: list[str], info: bytes | None = None) -> bytes:
     """A minimal valid PDF with one Helvetica text line per input line (WinAnsi encoded); `info`
-    is the body of an /Info dictionary. (A copy of tests/rag/test_ingest.py's helper.)"""
+    is the body of an /Info dictionary."""
     objects: list[bytes] = [
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
     ]
@@ -306,38 +306,27 @@ def make_pdf(pages: list[str], info: bytes | None = None) -> bytes:
     objects.append(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
     if info is not None:
         objects.append(b"<< %s >>" % info)
+    return _raw_pdf(objects, pages_id + 1, len(objects) if info is not None else None, b"1.4")
+
+
+def _raw_pdf(
+    objects: list[bytes], root: int = 1, info: int | None = None, version: bytes = b"1.7"
+) -> bytes:
+    """A PDF of the given object bodies (numbered from 1) with a correct xref table; `info` is
+    the number of the /Info object, if any."""
     out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
+    out.write(b"%%PDF-%s\n" % version)
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(out.tell())
         out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
     xref = out.tell()
-    root = pages_id + 1
-    info_ref = b" /Info %d 0 R" % len(objects) if info is not None else b""
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    info_ref = b" /Info %d 0 R" % info if info is not None else b""
     out.write(
         b"trailer\n<< /Size %d /Root %d 0 R%s >>\nstartxref\n%d\n%%%%EOF\n"
         % (len(objects) + 1, root, info_ref, xref)
-    )
-    return out.getvalue()
-
-
-def _raw_pdf(objects: list[bytes], root: int = 1) -> bytes:
-    """A PDF of the given object bodies (numbered from 1) with a correct xref table."""
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
-    out.write(
-        b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, root, xref)
     )
     return out.getvalue()
 

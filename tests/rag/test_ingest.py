@@ -13,6 +13,7 @@ import pytest
 
 from rag.chunking import chunk_text, count_words
 from rag.ingest import SUPPORTED_SUFFIXES, FileBatch, discover, read_file
+from tests.rag.hostile import make_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -40,45 +41,6 @@ def write(path: Path, content: str | bytes) -> Path:
     else:
         path.write_bytes(content)
     return path
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A minimal valid PDF with one Helvetica text line per input line (WinAnsi encoded)."""
-    objects: list[bytes] = [
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-    ]
-    pages_id = 1 + 2 * len(pages) + 1
-    kids: list[int] = []
-    for text in pages:
-        lines = [
-            line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-            for line in text.split("\n")
-        ]
-        ops = "BT /F1 11 Tf 14 TL 72 760 Td " + " ".join(f"({line}) Tj T*" for line in lines)
-        stream = (ops + " ET").encode("cp1252")
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        objects.append(
-            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 1 0 R >> >> /Contents %d 0 R >>" % (pages_id, len(objects))
-        )
-        kids.append(len(objects))
-    refs = b" ".join(b"%d 0 R" % k for k in kids)
-    objects.append(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (refs, len(kids)))
-    objects.append(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
-    out.write(
-        b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, len(objects), xref)
-    )
-    return out.getvalue()
 
 
 def rewrite_pdf(
