@@ -9,6 +9,7 @@ dropped, and the sentence says so.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from rag.chunking import split_sentences
@@ -91,3 +92,20 @@ def _gap(text: str, before: ParsedSentence, after: ParsedSentence) -> str:
     """The text between two sentences, with the whitespace that begins the second."""
     raw = text[after.start : after.end]
     return text[before.end : after.start] + raw[: len(raw) - len(raw.lstrip())]
+
+
+def recite(
+    text: str, sentences: Sequence[ParsedSentence], numbers: Mapping[int, tuple[int, ...]]
+) -> str:
+    """`text` with the markers of the sentences that start at the keys of `numbers` replaced
+    by those numbers (put before the sentence's closing punctuation)."""
+    out = text
+    for p in sorted(sentences, key=lambda p: -p.start):
+        if p.start not in numbers:
+            continue
+        segment = _MARKERS.sub("", text[p.start : p.end]).rstrip()
+        marks = "".join(f"[{n}]" for n in numbers[p.start])
+        body = segment.rstrip(".!?")
+        segment = f"{body} {marks}{segment[len(body) :]}"
+        out = out[: p.start] + segment + out[p.end :]
+    return out

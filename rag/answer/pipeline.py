@@ -19,7 +19,7 @@ import numpy as np
 
 from index import PassageEvidence
 from rag.answer import prompts, reader
-from rag.answer.citations import parse_answer
+from rag.answer.citations import parse_answer, recite
 from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
 from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Phrase, Turn
@@ -434,7 +434,8 @@ class Answerer:
             for i, (s, p) in enumerate(zip(sentences, parsed, strict=True))
         ]
         if any(s.repaired_from for s in sentences):
-            raw = _remark(text, parsed, sentences).strip()
+            new = {p.start: s.citations for p, s in zip(parsed, sentences) if s.repaired_from}
+            raw = recite(text, parsed, new).strip()
         # One citation per cited passage; its quote is the passage sentence closest to the
         # answer sentences that cite it.
         cited = sorted({n for s in sentences for n in s.citations})
@@ -519,24 +520,6 @@ class Answerer:
                     f"{self.settings.support_threshold:.2f})"
                 )
         return AnswerSentence(text, numbers, not problems, tuple(problems), round(similarity, 4))
-
-
-def _remark(text: str, parsed: Sequence[Any], sentences: Sequence[AnswerSentence]) -> str:
-    """`text` with the markers of each repaired sentence replaced by its new citation (put
-    before the sentence's closing punctuation)."""
-    out = text
-    for p, s in sorted(zip(parsed, sentences), key=lambda ps: -ps[0].start):
-        if not s.repaired_from:
-            continue
-        segment = _MARKER_GROUPS.sub("", text[p.start : p.end]).rstrip()
-        marks = "".join(f"[{n}]" for n in s.citations)
-        body = segment.rstrip(".!?")
-        segment = f"{body} {marks}{segment[len(body) :]}"
-        out = out[: p.start] + segment + out[p.end :]
-    return out
-
-
-_MARKER_GROUPS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
 def _quote_line(sentence: str, n: int, hit: Hit, language: str) -> str:
