@@ -13,7 +13,10 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,8 +50,6 @@ new MutationObserver(() => {
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory, settings, embedder):
     """The real app over seeds + the malicious article, served on a free loopback port."""
-    import uvicorn
-
     from rag.engine import Engine
     from ui.server import create_app
     from ui.service import Service
@@ -60,8 +61,15 @@ def server_url(tmp_path_factory, settings, embedder):
     engine = Engine.open(root / "index", settings, embedder=embedder)
     report = engine.add([corpus])
     assert report.ok and report.added == 6, report.to_json()
-    service = Service(engine)
-    app = create_app(service)
+    with Service(engine) as service, serving(create_app(service)) as url:
+        yield url
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread; yields its URL."""
+    import uvicorn
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -73,10 +81,11 @@ def server_url(tmp_path_factory, settings, embedder):
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the server did not start")
         time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
-    service.close()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +262,6 @@ def test_ask_upload_export_in_a_real_browser(page, tmp_path):
 @pytest.fixture(scope="module")
 def reader_server_url(tmp_path_factory, settings, embedder):
     """The seeds served with the packaged model as the reader (skipped when it is absent)."""
-    import uvicorn
-
     from rag.answer import local_model
     from rag.engine import Engine
     from ui.server import create_app
@@ -269,23 +276,8 @@ def reader_server_url(tmp_path_factory, settings, embedder):
     root = tmp_path_factory.mktemp("reader-browser")
     engine = Engine.open(root / "index", real, embedder=embedder)
     assert engine.add([SEEDS]).added == 5
-    service = Service(engine)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-reader", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the server did not start")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
-    service.close()
+    with Service(engine) as service, serving(create_app(service)) as url:
+        yield url
 
 
 def test_reader_mode_shows_the_quote_then_the_readers_answer(browser, reader_server_url, tmp_path):
