@@ -227,6 +227,13 @@ class GenerationSettings(_Section):
     max_sentences: int = Field(
         3, ge=1, le=10, description="Most sentences in a quote-exact answer (and asked of a model)."
     )
+    time_margin: float = Field(
+        0.08,
+        ge=0,
+        le=1,
+        description="Questions about a time or the latest state: sentences whose evidence is "
+        "within this margin of the best compete on date (the asked time, the newest report).",
+    )
     answerable_threshold: float = Field(
         1.65,
         ge=-3,

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index import PassageEvidence
-from rag.answer import prompts, reader
+from rag.answer import prompts, reader, timing
 from rag.answer.citations import parse_answer, recite
 from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
 from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Phrase, Turn
 from rag.errors import ConfigError
 from rag.ingest.language import identifier
+from rag.retrieval.when import TimeReading, TimeSpan, read_time
 from rag.types import Filters, Hit
 from rag.vocabulary import ANSWER_MODES, AnswerMode
 
@@ -142,6 +143,8 @@ class Context:
     hits: list[Hit]
     query_vector: np.ndarray
     retrieval: dict[str, Any]
+    reading: TimeReading = TimeReading()
+    """What the question says about time (anchors, "latest"): see `rag.answer.timing`."""
 
     @property
     def evidence(self) -> dict[int, PassageEvidence]:
@@ -241,21 +244,20 @@ class Answerer:
         plan = self.retriever.plan()
         # One embedding of the question serves retrieval and sentence scoring.
         query_vectors = self.embedder.embed_queries([standalone])
-        hits = self.retriever.search(
-            [standalone],
-            self.settings.passages,
-            filters,
-            plan,
-            query_vectors=query_vectors,
-            with_evidence=True,
-        )[0]
-        retrieval = {
+        reading = read_time(standalone)
+        hits, missing = self._retrieve(standalone, query_vectors, filters, plan, reading)
+        retrieval: dict[str, Any] = {
             "k": self.settings.passages,
             "stages": plan.stages(),
             "filters": filters.to_json() if filters is not None else None,
             "embedder": self.embedder.id,
         }
-        ctx = Context(question, standalone, language, hits, query_vectors[0], retrieval)
+        if reading.active() or reading.asks_when:
+            retrieval["time"] = {
+                **reading.to_json(language),
+                "no_sources_in": [a.to_json() for a in missing],
+            }
+        ctx = Context(question, standalone, language, hits, query_vectors[0], retrieval, reading)
         if mode == "generate":
             yield from self.generate(ctx)
         elif mode == "reader" and self.generator is not None:
@@ -264,6 +266,49 @@ class Answerer:
             if mode == "reader":
                 _say_once_quote_instead()
             yield from self.quote(ctx)
+
+    def _retrieve(
+        self,
+        question: str,
+        query_vectors: np.ndarray,
+        filters: Filters | None,
+        plan: Any,
+        reading: TimeReading,
+    ) -> tuple[list[Hit], list[TimeSpan]]:
+        """The passages to answer from, and the asked times no passage is dated in.
+
+        A time the question names is a soft constraint: the passages dated in it come first,
+        then the best of all dates (an event is often reported after its month, and an undated
+        article may hold the answer). Asked for the latest state, twice the passages are read,
+        so that reports of several dates compete (see `rag.answer.timing`)."""
+        assert self.retriever is not None
+        k = self.settings.passages
+        wide = k * 2 if reading.latest else k
+
+        def search(narrowed: Filters | None, n: int) -> list[Hit]:
+            assert self.retriever is not None
+            return self.retriever.search(
+                [question], n, narrowed, plan, query_vectors=query_vectors, with_evidence=True
+            )[0]
+
+        everywhere = search(filters, wide)
+        if not reading.anchors:
+            return everywhere, []
+        found: list[Hit] = []
+        missing: list[TimeSpan] = []
+        for span in reading.anchors:
+            narrowed = span.within(filters)
+            in_span = search(narrowed, k) if narrowed is not None else []
+            if not in_span:
+                missing.append(span)
+            found += in_span
+        seen: set[str] = set()
+        hits = []
+        for hit in found + everywhere:
+            if hit.chunk_id not in seen:
+                seen.add(hit.chunk_id)
+                hits.append(replace(hit, rank=len(hits) + 1))
+        return hits, missing
 
     def standalone(self, question: str, history: Sequence[Turn], language: str) -> str:
         """The question rewritten to stand alone (unchanged without history)."""
@@ -292,19 +337,73 @@ class Answerer:
         if evidence is None or evidence < threshold:
             yield from self._unanswerable(ctx, "quote", None, evidence)
             return
+        if len(ctx.reading.anchors) > 1:
+            yield from self._quote_per_time(ctx, scored, threshold, evidence)
+            return
+        scored = timing.prefer(scored, ctx.hits, ctx.reading, cfg.time_margin, self.weights.keyword)
         chosen = select_sentences(scored, self.weights, cfg.max_sentences)
-        intro = prompts.QUOTE_INTRO[ctx.language]
+        if ctx.reading.latest:
+            chosen = timing.with_earlier(
+                chosen,
+                scored,
+                ctx.hits,
+                threshold,
+                cfg.time_margin,
+                self.weights.keyword,
+                cfg.max_sentences,
+            )
+        timed = ctx.reading.active() or timing.dated_differently(chosen, ctx.hits)
+        if timed:
+            chosen = timing.arrange(chosen, ctx.hits, ctx.reading)
+        intro = _quote_intro(ctx, timed)
         yield AnswerDelta(intro)
         citations: list[Citation] = []
         sentences: list[AnswerSentence] = []
         lines = [intro]
+        lead = ctx.hits[chosen[0].hit].date
         for n, s in enumerate(chosen, 1):
             hit = ctx.hits[s.hit]
             citations.append(_citation(n, hit, s.start, s.end))
-            line = _quote_line(s.text.strip(), n, hit, ctx.language)
+            text = s.text.strip()
+            if timed:
+                line = f"{timing.label(hit, lead, ctx.language)}: {_quoted(text)} [{n}]"
+            else:
+                line = _quote_line(text, n, hit, ctx.language)
+            line = _with_resolved(line, text, hit, ctx)
             lines.append(line)
             yield AnswerDelta("\n" + line)
-            sentences.append(self._check(s.text.strip(), (n,), (), [hit], ctx, None))
+            sentences.append(self._check(text, (n,), (), [hit], ctx, None))
+        yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
+
+    def _quote_per_time(
+        self, ctx: Context, scored: Sequence[Any], threshold: float, evidence: float
+    ) -> Iterator[AnswerDelta | Answer]:
+        """A question naming several times ("im Juli 2005, im November 2010 und Ende März
+        2012") gets one quoted sentence per time, from an article dated in it."""
+        intro = _quote_intro(ctx, True)
+        yield AnswerDelta(intro)
+        lines = [intro]
+        citations: list[Citation] = []
+        sentences: list[AnswerSentence] = []
+        for span in ctx.reading.anchors:
+            found = timing.in_span(scored, ctx.hits, span)
+            if not found or found[0].score < threshold:
+                line = timing.nothing_for(span, ctx.language)
+            else:
+                s, n = found[0], len(citations) + 1
+                hit, text = ctx.hits[s.hit], s.text.strip()
+                citations.append(_citation(n, hit, s.start, s.end))
+                line = f"{span.phrase(ctx.language)}: {_quoted(text)} [{n}]"
+                if hit.date != span.label():  # the article's own date, when it says more
+                    line += f" ({timing.label(hit, hit.date, ctx.language)})"
+                line = _with_resolved(line, text, hit, ctx)
+                sentences.append(self._check(text, (n,), (), [hit], ctx, None))
+            lines.append(line)
+            yield AnswerDelta("\n" + line)
+        if not sentences:
+            text = prompts.NO_ANSWER[ctx.language]
+            yield ctx.answer(text, "quote", evidence=evidence)
+            return
         yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
 
     # ----------------------------------------------------------------------- reader
@@ -319,6 +418,10 @@ class Answerer:
         if not scored or self.generator is None:
             yield from self._unanswerable(ctx, "reader", model, None)
             return
+        if len(ctx.reading.anchors) > 1:
+            yield from self.quote(ctx)  # one quoted sentence per asked time
+            return
+        scored = timing.prefer(scored, ctx.hits, ctx.reading, cfg.time_margin, self.weights.keyword)
         shown = reader.excerpts(
             scored,
             ctx.hits,
@@ -356,15 +459,40 @@ class Answerer:
         exact = hit.text[found.phrase[0] - hit.start : found.phrase[1] - hit.start]
         first = prompts.READER_ANSWER[ctx.language].format(phrase=exact, n=1)
         sentence_text = hit.text[start - hit.start : end - hit.start].strip()
-        line = _quote_line(sentence_text, 1, hit, ctx.language)
+        timed = ctx.reading.active()
+        if timed:
+            line = f"{timing.label(hit, hit.date, ctx.language)}: {_quoted(sentence_text)} [1]"
+        else:
+            line = _quote_line(sentence_text, 1, hit, ctx.language)
+        line = _with_resolved(line, sentence_text, hit, ctx)
         yield AnswerDelta(first)
         yield AnswerDelta("\n" + line)
-        sentence = self._check(sentence_text, (1,), (), [hit], ctx, None)
+        lines = [first, line]
+        sentences = [self._check(sentence_text, (1,), (), [hit], ctx, None)]
+        citations = [_citation(1, hit, start, end)]
+        if ctx.reading.latest:
+            # What older reports said, shown as earlier (the answer is the newest's).
+            answered = [s for s in scored if (s.hit, s.start, s.end) == (found.hit, start, end)]
+            threshold = cfg.answerable_threshold
+            shown_too = timing.with_earlier(
+                answered, scored, ctx.hits, threshold, cfg.time_margin, self.weights.keyword, 2
+            )
+            for s in shown_too[1:]:
+                older, text = ctx.hits[s.hit], s.text.strip()
+                more = f"{timing.label(older, hit.date, ctx.language)}: {_quoted(text)} [2]"
+                citations.append(_citation(2, older, s.start, s.end))
+                sentences.append(self._check(text, (2,), (), [older], ctx, None))
+                lines.append(more)
+                yield AnswerDelta("\n" + more)
+        if timed and ctx.reading.understood(ctx.language):
+            note = f"({ctx.reading.understood(ctx.language)})"
+            lines.append(note)
+            yield AnswerDelta("\n" + note)
         yield ctx.answer(
-            f"{first}\n{line}",
+            "\n".join(lines),
             "reader",
-            [sentence],
-            [_citation(1, hit, start, end)],
+            sentences,
+            citations,
             model=model,
             evidence=evidence,
             phrase=Phrase(exact, 1, *found.phrase),
@@ -522,11 +650,37 @@ class Answerer:
         return AnswerSentence(text, numbers, not problems, tuple(problems), round(similarity, 4))
 
 
+def _quoted(sentence: str) -> str:
+    """A source sentence in quotation marks (unless it is a quotation already)."""
+    if not sentence.startswith(("„", '"', "“", "»", "«", "'")):
+        return f"„{sentence}“"
+    return sentence
+
+
+def _quote_intro(ctx: Context, timed: bool) -> str:
+    """The quote answer's first line; a timed answer says how it is ordered and what time
+    the question was read as."""
+    if not timed:
+        return prompts.QUOTE_INTRO[ctx.language]
+    if not ctx.reading.anchors:
+        notes = [timing.newest_first_note(ctx.language)]
+    else:
+        notes = [ctx.reading.understood(ctx.language)]
+    return prompts.QUOTE_INTRO_TIMED[ctx.language].format(notes="; ".join(notes))
+
+
+def _with_resolved(line: str, sentence: str, hit: Hit, ctx: Context) -> str:
+    """A "when" question's line, with its relative days ("am Mittwoch") resolved."""
+    if not ctx.reading.asks_when:
+        return line
+    note = timing.resolution_note(timing.resolve_relative(sentence, hit.date), ctx.language)
+    return f"{line} {note}" if note else line
+
+
 def _quote_line(sentence: str, n: int, hit: Hit, language: str) -> str:
     """A source sentence as the answer quotes it: in quotation marks (unless it is a quotation
     already), its citation number and its article's date."""
-    if not sentence.startswith(("„", '"', "“", "»", "«", "'")):
-        sentence = f"„{sentence}“"
+    sentence = _quoted(sentence)
     when = hit.date or prompts.UNDATED[language]
     if hit.date and hit.date_source == "inferred":
         when = f"{hit.date}, {prompts.INFERRED[language]}"

@@ -68,6 +68,11 @@ QUOTE_INTRO = {
     "de": "Die Quellen sagen dazu (wörtlich zitiert):",
     "en": "What the sources say (quoted verbatim):",
 }
+# The same, when the quoted sentences are ordered by date ("neueste zuerst; verstanden als: ...").
+QUOTE_INTRO_TIMED = {
+    "de": "Die Quellen sagen dazu (wörtlich zitiert, {notes}):",
+    "en": "What the sources say (quoted verbatim, {notes}):",
+}
 NO_ANSWER = {
     "de": "Die Quellen beantworten diese Frage nicht.",
     "en": "The sources do not answer this question.",

@@ -1,0 +1,199 @@
+"""Questions in time (`rag.retrieval.when`) and answers in time (`rag.answer.timing`): what a
+question's time expressions are read as, and how a quote answer over reports of several dates
+leads with the asked time or the newest report, shows the others as earlier and says so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rag.answer.timing import resolve_relative
+from rag.engine import Engine
+from rag.retrieval.when import read_time
+from rag.types import Document, Filters
+
+
+# --- reading the question -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("question", "spans"),
+    [
+        ("Wer war im Juli 2005 Bundeskanzler?", [("2005-07-01", "2005-07-31", "month")]),
+        ("Who was chancellor in 2010?", [("2010-01-01", "2010-12-31", "year")]),
+        ("Was geschah am 3. März 2012?", [("2012-03-03", "2012-03-03", "day")]),
+        ("What happened on March 3, 2012?", [("2012-03-03", "2012-03-03", "day")]),
+        ("Was war am 03.04.2012?", [("2012-04-03", "2012-04-03", "day")]),
+        ("Wie stand es Ende März 2012?", [("2012-03-21", "2012-03-31", "month")]),
+        ("Was geschah Anfang 2010?", [("2010-01-01", "2010-03-31", "year")]),
+        ("Wie änderte sich das zwischen 2005 und 2008?", [("2005-01-01", "2008-12-31", "range")]),
+        ("How did it change from May 2005 to June 2006?", [("2005-05-01", "2006-06-30", "range")]),
+        ("Was geschah 2005-2008?", [("2005-01-01", "2008-12-31", "range")]),
+        ("Was geschah vor 2009?", [("1900-01-01", "2008-12-31", "before")]),
+        ("What happened before the 2009 election?", [("1900-01-01", "2009-12-31", "before")]),
+        ("Wer regiert seit 2015?", [("2015-01-01", "2099-12-31", "after")]),
+        ("Was geschah nach 2015?", [("2016-01-01", "2099-12-31", "after")]),
+        (
+            "Wie hoch war sie im Juli 2005, im November 2010 und Ende März 2012?",
+            [
+                ("2005-07-01", "2005-07-31", "month"),
+                ("2010-11-01", "2010-11-30", "month"),
+                ("2012-03-21", "2012-03-31", "month"),
+            ],
+        ),
+    ],
+)
+def test_time_expressions_become_spans_of_days(question, spans):
+    reading = read_time(question)
+
+    assert [(a.start, a.end, a.kind) for a in reading.anchors] == spans
+    assert reading.active()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Wie viele der 2010 Menschen wurden gerettet?",  # a quantity, not a year
+        "Was kostete es: 1990 Euro?",
+        "Was sagte von der Leyen im Juli?",  # which July?
+        "Wer ist Jens Stoltenberg?",
+    ],
+)
+def test_numbers_and_bare_months_are_not_times(question):
+    assert read_time(question).anchors == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "latest", "then", "when"),
+    [
+        ("Wer ist derzeit NATO-Generalsekretär?", True, False, False),
+        ("Who currently leads NATO?", True, False, False),
+        ("What is the latest figure?", True, False, False),
+        ("Wie hoch ist die Arbeitslosigkeit aktuell?", True, False, False),
+        ("Wer war damals Minister?", False, True, False),
+        ("Who was minister at the time?", False, True, False),
+        ("Wann trat Stoltenberg zurück?", False, False, True),
+        ("Seit wann ist er im Amt?", False, False, True),
+        ("When did the war start?", False, False, True),
+        ("Wer ist Jens Stoltenberg?", False, False, False),
+    ],
+)
+def test_present_past_and_when_cues(question, latest, then, when):
+    reading = read_time(question)
+
+    assert (reading.latest, reading.then, reading.asks_when) == (latest, then, when)
+
+
+def test_what_the_question_was_read_as_is_said_in_its_language():
+    assert read_time("Wer war 2010 Minister?").understood("de") == "verstanden als: Stand 2010"
+    assert read_time("Who was minister in 2010?").understood("en") == "understood as: as of 2010"
+    assert read_time("Was war zwischen 2005 und 2008?").understood("de").endswith("2005 – 2008")
+    assert "latest" in read_time("Who is the current chair?").understood("en")
+    assert read_time("Wer ist Minister?").understood("de") == ""
+
+
+def test_a_span_narrows_the_callers_filters_or_excludes_them():
+    (span,) = read_time("Wer war 2010 Minister?").anchors
+
+    narrowed = span.within(Filters(date_from="2010-06", sources=("a.txt",)))
+    assert narrowed == Filters(date_from="2010-06-01", date_to="2010-12-31", sources=("a.txt",))
+    assert span.within(Filters(date_to="2009")) is None
+    assert span.contains("2010-07") and span.contains("2010") and not span.contains("2011-01-01")
+    assert not span.contains(None)
+
+
+def test_relative_days_resolve_against_a_full_article_date():
+    # 2022-06-03 was a Friday: "am Mittwoch" is June 1, "gestern" June 2.
+    found = resolve_relative("Sie sagten am Mittwoch und gestern, dass ...", "2022-06-03")
+    assert [(r.text, r.date) for r in found] == [
+        ("am Mittwoch", "2022-06-01"),
+        ("gestern", "2022-06-02"),
+    ]
+    assert resolve_relative("On Friday he left.", "2022-06-03")[0].date == "2022-06-03"
+    assert resolve_relative("am Mittwoch", "2022-06") == []  # which Wednesday of June?
+    assert resolve_relative("am Freitag, den 3. Juni", "2022-06-10") == []  # dated already
+
+
+# --- answers over reports of several dates ------------------------------------------------------
+_CLUB = [
+    ("club-2018", "2018-05-14", "Der Vorsitzende des Schachvereins Rotenburg ist Anton Weber. "
+     "Weber leitet den Verein seit vielen Jahren und organisiert das Sommerturnier."),
+    ("club-2020", "2020-03-02", "Neuer Vorsitzender des Schachvereins Rotenburg ist Bernd Krause. "
+     "Krause wurde auf der Jahresversammlung gewählt und folgt auf Anton Weber."),
+    ("club-2023", "2023-11-20", "Vorsitzende des Schachvereins Rotenburg ist nun Carla Martens. "
+     "Martens wurde auf der Jahresversammlung gewählt und folgt auf Bernd Krause."),
+    ("weather", "2023-11-21", "In Rotenburg regnete es am Dienstag den ganzen Tag. "
+     "Die Temperaturen lagen bei acht Grad."),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def club(tmp_path_factory, settings, embedder) -> Iterator[Engine]:
+    path = tmp_path_factory.mktemp("time") / "index"
+    docs = [
+        Document(doc_id=i, text=t, source=f"{i}.txt", title=None, date=d, language="de")
+        for i, d, t in _CLUB
+    ]
+    with Engine.open(path, settings, embedder=embedder) as engine:
+        assert engine.add_documents(docs).ok
+        yield engine
+
+
+def _cited_docs(answer) -> list[str]:
+    return [c.doc_id for c in answer.citations]
+
+
+def test_latest_question_leads_with_the_newest_report_and_shows_earlier_ones(club):
+    answer = club.ask("Wer ist derzeit Vorsitzender des Schachvereins Rotenburg?", mode="quote")
+
+    assert answer.answerable
+    docs = _cited_docs(answer)
+    assert docs[0] == "club-2023", answer.text
+    assert len(docs) >= 2 and set(docs[1:]) <= {"club-2018", "club-2020"}, answer.text
+    lines = answer.text.splitlines()
+    assert "neueste zuerst" in lines[0]
+    assert lines[1].startswith("Stand 2023-11-20: „") and "Carla Martens" in lines[1]
+    assert lines[-1].startswith("Früher, 20")
+    assert answer.retrieval["time"]["latest"] is True
+    for sentence in answer.sentences:
+        assert sentence.supported
+
+
+def test_question_about_a_year_quotes_that_years_report(club):
+    answer = club.ask("Wer war 2018 Vorsitzender des Schachvereins Rotenburg?", mode="quote")
+
+    assert _cited_docs(answer)[0] == "club-2018", answer.text
+    assert "Anton Weber" in answer.text.splitlines()[1]
+    assert "verstanden als: Stand 2018" in answer.text.splitlines()[0]
+    assert answer.retrieval["time"]["anchors"][0]["start"] == "2018-01-01"
+
+
+def test_question_about_several_times_is_answered_per_time(club):
+    answer = club.ask(
+        "Wer war im Mai 2018, im März 2020 und im Jahr 2021 Vorsitzender des Schachvereins?",
+        mode="quote",
+    )
+
+    lines = answer.text.splitlines()
+    assert lines[1].startswith("Stand 2018-05: „") and "Anton Weber" in lines[1]
+    assert lines[2].startswith("Stand 2020-03: „") and "Bernd Krause" in lines[2]
+    assert lines[3] == "Stand 2021: Die Quellen sagen dazu nichts."
+    assert _cited_docs(answer) == ["club-2018", "club-2020"]
+    assert [a["text"] for a in answer.retrieval["time"]["no_sources_in"]] == ["2021"]
+
+
+def test_a_time_with_no_report_falls_back_to_all_dates(club):
+    answer = club.ask("Wer war 2019 Vorsitzender des Schachvereins Rotenburg?", mode="quote")
+
+    assert answer.answerable  # nothing from 2019: the best of all dates, labelled with theirs
+    assert answer.retrieval["time"]["no_sources_in"][0]["start"] == "2019-01-01"
+    assert all(
+        line.startswith(("Stand", "Früher", "Später")) for line in answer.text.splitlines()[1:]
+    )
+
+
+def test_untimed_question_of_one_date_keeps_the_plain_quote_lines(club):
+    answer = club.ask("Wie warm war es in Rotenburg?", mode="quote")
+
+    assert _cited_docs(answer)[0] == "weather"
+    assert "time" not in answer.retrieval
+    assert answer.text.splitlines()[1].endswith("(2023-11-21)")
