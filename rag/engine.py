@@ -25,8 +25,12 @@ from rag.vocabulary import AnswerMode, ExportFormat, RetrievalMode
 if TYPE_CHECKING:
     from rag.answer.generators import Generator
     from rag.answer.pipeline import Answerer
+    from rag.answer.timeline import Timeline, TimelineBy
     from rag.answer.types import Answer, AnswerDelta, Turn
     from rag.export import Export
+
+_PASSAGE_SCAN_BATCH = 512
+"""Passages read at a time while `Engine.passage` looks one up by its chunk id."""
 
 
 class Engine:
@@ -218,6 +222,26 @@ class Engine:
         yield from answerer.stream(question, filters, history, mode)
         self._generator = answerer.generator
 
+    def timeline(
+        self,
+        query: str,
+        filters: Filters | None = None,
+        *,
+        by: TimelineBy = "month",
+        k: int | None = None,
+        min_score: float | None = None,
+    ) -> Timeline:
+        """The articles matching `query`, grouped by date (`by`: day, month or year), each with
+        its key sentence cited; copies of one story collapsed (see `rag.answer.timeline`)."""
+        from rag.answer.timeline import build_timeline
+
+        with self._lock:
+            retriever = self._retrieval()
+        return build_timeline(
+            query, retriever, self.embedder, self.analyzer, filters, by=by, k=k,
+            min_score=min_score, generation=self.settings.generation,
+        )  # fmt: skip
+
     # ---------------------------------------------------------------------- export
     def export(self, answers: Answer | Sequence[Answer], fmt: ExportFormat | str) -> Export:
         """An answer (or a conversation's answers) as markdown, json, pdf, bibtex or csl."""
@@ -234,6 +258,34 @@ class Engine:
         """Every document: doc_id, source, title, date, language, n_chunks."""
         with self._lock:
             return self._readable_index().documents()
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        """One document with its whole text (citation offsets index into `text`): doc_id,
+        source, title, date, language, url, text, metadata, n_chunks; None when unknown."""
+        with self._lock:
+            return self._readable_index().document(doc_id)
+
+    def passage(self, chunk_id: str) -> Hit | None:
+        """The stored passage with this `chunk_id` (as hits and citations name it), with its
+        document's metadata; `rank` and `score` are 0 (looked up, not ranked). None when no
+        passage has this id. Reads the passages in batches until found: O(passages); the lock
+        is taken per batch, so searches and writes go on meanwhile."""
+        with self._lock:
+            row_ids = self._readable_index().chunk_row_ids()
+        for start in range(0, len(row_ids), _PASSAGE_SCAN_BATCH):
+            with self._lock:
+                batch = self._readable_index().chunks(
+                    row_ids[start : start + _PASSAGE_SCAN_BATCH].tolist()
+                )
+            found = next((c for c in batch if c.chunk_id == chunk_id), None)
+            if found is not None:
+                return Hit(
+                    rank=0, score=0.0, chunk_id=found.chunk_id, doc_id=found.doc_id,
+                    source=found.source, title=found.title, date=found.date, text=found.text,
+                    start=found.start, end=found.end, page=found.page, language=found.language,
+                    row_id=found.row_id, url=found.url, date_source=found.date_source,
+                )  # fmt: skip
+        return None
 
     # -------------------------------------------------------------------- the index
     def _readable_index(self) -> IndexBackend:

@@ -25,6 +25,7 @@ from ui import render
 from ui.auth import Role, Security, allows
 
 if TYPE_CHECKING:
+    from rag.answer.timeline import Timeline
     from ui.service import Service
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,56 @@ def build_ui(service: Service, security: Security | None = None) -> gr.Blocks:
                     sources = gr.HTML(
                         render.sources(None), js_on_load=None, elem_id="nr-source-panel"
                     )
+            with gr.Tab("Timeline", id="timeline"):
+                with gr.Row(equal_height=True):
+                    tl_query = gr.Textbox(
+                        show_label=False,
+                        placeholder="What the timeline is about, e.g. Stoltenberg Verhandlungen",
+                        elem_id="nr-tl-query",
+                        scale=5,
+                        lines=1,
+                        max_lines=2,
+                    )
+                    tl_by = gr.Radio(
+                        label="Group by",
+                        choices=[("Month", "month"), ("Day", "day"), ("Year", "year")],
+                        value="month",
+                        elem_id="nr-tl-by",
+                        scale=2,
+                    )
+                    tl_btn = gr.Button(
+                        "Show timeline", variant="primary", scale=1, min_width=120,
+                        elem_id="nr-tl-run",
+                    )  # fmt: skip
+                with gr.Accordion("Filters", open=False, elem_id="nr-tl-filters"):
+                    with gr.Row():
+                        tl_from = gr.Textbox(
+                            label="From date",
+                            placeholder="2022 or 2022-06 or 2022-06-01",
+                            elem_id="nr-tl-date-from",
+                        )
+                        tl_to = gr.Textbox(
+                            label="To date", placeholder="2023-06", elem_id="nr-tl-date-to"
+                        )
+                    tl_sources = gr.Dropdown(
+                        label="Sources (none selected: all)",
+                        choices=[],
+                        multiselect=True,
+                        elem_id="nr-tl-source-filter",
+                    )
+                tl_plot = gr.BarPlot(
+                    _coverage(None),
+                    x="period",
+                    y="articles",
+                    sort="x",
+                    label="Articles per period (copies of one story count each; undated ones "
+                    "are not on the axis)",
+                    x_title="Period",
+                    y_title="Articles",
+                    height=260,
+                    elem_id="nr-tl-plot",
+                )
+                tl_view = gr.HTML(render.timeline(None), js_on_load=None, elem_id="nr-timeline")
             with gr.Tab("Documents", id="documents"), gr.Row():
                 with gr.Column(scale=2, min_width=320):
                     files = gr.File(
@@ -178,7 +229,7 @@ def build_ui(service: Service, security: Security | None = None) -> gr.Blocks:
                         )
 
         ui = _Handlers(service, security)
-        library = [header, docs, source_filter, to_remove]
+        library = [header, docs, source_filter, to_remove, tl_sources]
         demo.load(ui.refresh, outputs=library)
         gr.on(
             [question.submit, ask_btn.click],
@@ -199,6 +250,15 @@ def build_ui(service: Service, security: Security | None = None) -> gr.Blocks:
             show_progress_on=[upload_status],
         )
         docs.select(ui.pick, inputs=[to_remove], outputs=[to_remove])
+        timeline_inputs = [tl_query, tl_by, tl_from, tl_to, tl_sources]
+        gr.on(
+            [tl_query.submit, tl_btn.click],
+            ui.timeline,
+            inputs=timeline_inputs,
+            outputs=[tl_plot, tl_view],
+            show_progress_on=[tl_view],
+        )
+        tl_by.change(ui.regroup, inputs=timeline_inputs, outputs=[tl_plot, tl_view])
         remove_btn.click(
             ui.remove,
             inputs=[to_remove],
@@ -299,6 +359,39 @@ class _Handlers:
         path.write_bytes(result.data)
         return gr.File(value=str(path), visible=True)
 
+    # --------------------------------------------------------------------- timeline
+    def timeline(
+        self,
+        text: str,
+        by: str,
+        date_from: str,
+        date_to: str,
+        sources: list[str] | None,
+    ) -> tuple[Any, str]:
+        """The coverage plot and the grouped entries for `text`."""
+        text = (text or "").strip()
+        if not text:
+            raise gr.Error("Type what the timeline is about first (a name, an event, a topic).")
+        filters = _filters(date_from, date_to, sources)
+        try:
+            found = self.service.timeline(text, filters, by=by)  # type: ignore[arg-type]
+        except PROJECT_ERRORS as exc:
+            return _coverage(None), render.error(str(exc))
+        return _coverage(found), render.timeline(found)
+
+    def regroup(
+        self,
+        text: str,
+        by: str,
+        date_from: str,
+        date_to: str,
+        sources: list[str] | None,
+    ) -> tuple[Any, Any]:
+        """Another grouping chosen: draw the timeline again, if there is a query."""
+        if not (text or "").strip():
+            return gr.skip(), gr.skip()
+        return self.timeline(text, by, date_from, date_to, sources)
+
     # -------------------------------------------------------------------- documents
     def refresh(self) -> tuple[Any, ...]:
         """Header counts, the document table and every list of documents, read anew."""
@@ -325,6 +418,7 @@ class _Handlers:
             gr.Dataframe(value=rows or [[""] * len(_DOC_COLUMNS)], headers=_DOC_COLUMNS),
             gr.Dropdown(choices=sources),
             gr.Dropdown(choices=choices, value=[]),
+            gr.Dropdown(choices=sources),
         )
 
     def allowed(self, request: gr.Request | None, role: Role, action: str | None = None) -> str:
@@ -403,6 +497,16 @@ def _filters(date_from: str, date_to: str, sources: list[str] | None) -> Filters
         dates.append(value or None)
     filters = Filters(date_from=dates[0], date_to=dates[1], sources=tuple(sources or ()))
     return filters if filters.active() else None
+
+
+def _coverage(found: Timeline | None) -> Any:
+    """Articles per period as the bar plot's table (columns period, articles)."""
+    import pandas as pd  # Gradio's own dependency; its plots take DataFrames
+
+    rows = found.coverage() if found is not None else []
+    # Typed even when empty: the plot takes a column's scale from its type (an untyped empty
+    # "articles" column would make the y axis a list of categories).
+    return pd.DataFrame(rows, columns=["period", "articles"]).astype({"articles": "int64"})
 
 
 def _pair(question: str, answer_html: str) -> list[dict[str, str]]:

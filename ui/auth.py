@@ -430,7 +430,7 @@ class Guard:
         principal = sec.authenticate(headers)
         if sec.auth_on and path not in _PUBLIC:
             if principal is None:
-                if method == "GET" and not path.startswith(("/api/", "/gradio_api/")):
+                if method == "GET" and not path.startswith(("/api/", "/gradio_api/", "/mcp")):
                     await _redirect(scope, receive, send, "/login")
                     return
                 message = (

@@ -129,6 +129,12 @@ def _token_store() -> tuple[TokenStore, AuditLog]:
     help="Largest file an upload may carry, in MiB.",
 )
 @_INSECURE
+@click.option(
+    "--mcp-allow-writes",
+    "mcp_writes",
+    is_flag=True,
+    help="Offer the MCP tools add_documents and remove_document at /mcp (to editor tokens).",
+)
 def serve_cmd(
     index_dir: Path | None,
     host: str | None,
@@ -138,8 +144,10 @@ def serve_cmd(
     empty: bool,
     max_upload_mb: int | None,
     insecure: bool,
+    mcp_writes: bool,
 ) -> None:
-    """Serve the HTTP API (/api/..., docs at /docs) and the chat UI (/) for an index."""
+    """Serve the HTTP API (/api/..., docs at /docs), the MCP endpoint for AI assistants (/mcp)
+    and the chat UI (/) for an index."""
     service, server = _open_service(index_dir, max_upload_mb)
     with service:
         if seeds:
@@ -163,6 +171,7 @@ def serve_cmd(
             with_ui=not no_ui,
             server=server,
             insecure=insecure,
+            mcp_writes=mcp_writes,
         )
 
 
@@ -237,6 +246,7 @@ def run(
     with_ui: bool = True,
     server: ServerSettings | None = None,
     insecure: bool = False,
+    mcp_writes: bool = False,
 ) -> None:
     """Serve `service` with uvicorn until Ctrl-C (for `rag serve`, and `rag start` to end in)."""
     import uvicorn
@@ -248,9 +258,11 @@ def run(
         click.echo(f"Access tokens required (server.auth; tokens in {security.store.path}).")
     click.echo("Loading the embedding model...")
     service.warm_up()
-    app = create_app(service, with_ui=with_ui, security=security)
+    app = create_app(service, with_ui=with_ui, security=security, mcp_writes=mcp_writes)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving on http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops.")
+    click.echo(
+        f"Serving on http://{shown}:{port}/ (API docs at /docs, MCP at /mcp); Ctrl-C stops."
+    )
     # Keep-alive longer than uvicorn's 5 s: a client pausing ~5 s between requests otherwise races
     # the server closing its connection (seen as a ReadError in benchmarks/serve.py --mixed).
     uvicorn.run(

@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
 from rag.answer.types import Answer, Citation
 from rag.types import Hit
+
+if TYPE_CHECKING:
+    from rag.answer.timeline import Timeline, TimelineEntry, TimelineGroup
 
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 _CONTEXT = 600
@@ -239,6 +243,84 @@ def _trim(text: str) -> str:
     return text if len(text) <= 2 * _CONTEXT else text[: 2 * _CONTEXT] + "…"
 
 
+def timeline(tl: Timeline | None) -> str:
+    """A timeline as HTML: its groups oldest first, then the undated; each entry its key
+    sentence, citation number, title, date ("(inferred)" where read from the text), source,
+    "+N sources" for the copies collapsed into it, and the sentence in its passage."""
+    if tl is None:
+        return (
+            '<div class="nr-timeline"><p class="nr-empty">Name a person, event or topic: the '
+            "articles about it appear here by date, each with its key sentence.</p></div>"
+        )
+    if not tl.entries:
+        return (
+            f'<div class="nr-timeline"><p class="nr-empty">No article matches '
+            f"<q>{esc(tl.query)}</q>.</p></div>"
+        )
+    entries, articles = len(tl.entries), tl.n_articles
+    summary = (
+        f"{articles} article{'s' if articles != 1 else ''} in {entries} "
+        f"entr{'ies' if entries != 1 else 'y'} for <q>{esc(tl.query)}</q>, by {esc(tl.by)}"
+    )
+    groups = "".join(_timeline_group(g) for g in (*tl.groups, tl.undated) if g.entries)
+    return f'<div class="nr-timeline"><p class="nr-tl-summary">{summary}</p>{groups}</div>'
+
+
+def _timeline_group(group: TimelineGroup) -> str:
+    label = group.period or "Undated"
+    count = f"{group.n_articles} article{'s' if group.n_articles != 1 else ''}"
+    period = esc(group.period or "undated")
+    return (
+        f'<section class="nr-tl-group" data-period="{period}">'
+        f'<h4><span class="nr-tl-period">{esc(label)}</span>'
+        f'<span class="nr-tl-count">{count}</span></h4>'
+        + "".join(_timeline_entry(e) for e in group.entries)
+        + "</section>"
+    )
+
+
+def _timeline_entry(entry: TimelineEntry) -> str:
+    c = entry.citation
+    head = (
+        f'<div class="nr-card-head"><span class="nr-n">{c.n}</span>'
+        f'<span class="nr-title">{esc(c.title or c.source)}</span>'
+        f"{_copies_badge(entry)}</div>"
+    )
+    context = highlight(c.passage, c.passage_start, c.start, c.end, c.quote)
+    return (
+        f'<div class="nr-card nr-tl-entry" id="nr-tl-{c.n}" data-n="{c.n}">{head}'
+        f"{_meta(c.title, c.date, c.source, c.page, c.url, c.date_source)}"
+        f'<blockquote class="nr-tl-sentence">{esc(entry.sentence)}</blockquote>'
+        f"{_copies_list(entry)}"
+        f'<details class="nr-tl-context"><summary>In its passage</summary>'
+        f'<blockquote class="nr-passage">{context}</blockquote></details></div>'
+    )
+
+
+def _copies_badge(entry: TimelineEntry) -> str:
+    """"+N sources" for the independent sources collapsed into an entry ("+N copies" when
+    they share its source)."""
+    if not entry.duplicates:
+        return ""
+    others = entry.n_sources - 1
+    if others:
+        label = f"+{others} source{'s' if others != 1 else ''}"
+    else:
+        label = f"+{len(entry.duplicates)} cop{'ies' if len(entry.duplicates) != 1 else 'y'}"
+    why = "The same story, nearly word for word, in other articles of this period"
+    return f'<span class="nr-tl-copies" title="{why}">{label}</span>'
+
+
+def _copies_list(entry: TimelineEntry) -> str:
+    if not entry.duplicates:
+        return ""
+    items = "".join(
+        f"<li>{esc(' · '.join(x for x in (d.title, d.date, d.source) if x))}</li>"
+        for d in entry.duplicates
+    )
+    return f'<ul class="nr-tl-dups">{items}</ul>'
+
+
 def status(lines: Sequence[str], kind: str = "ok") -> str:
     """A short status block (upload and remove results)."""
     items = "".join(f"<li>{esc(line)}</li>" for line in lines)
@@ -284,6 +366,18 @@ CSS = """
  font-size:.9rem;line-height:1.45;white-space:normal}
 .nr-quote{background:rgba(250,204,21,.45);color:inherit;padding:0 1px;border-radius:2px}
 #nr-documents td{overflow-wrap:anywhere}
+.nr-tl-summary{color:var(--body-text-color-subdued);margin:.2rem 0 .6rem}
+.nr-tl-group h4{display:flex;gap:.6rem;align-items:baseline;margin:.8rem 0 .4rem;
+ border-bottom:1px solid var(--border-color-primary)}
+.nr-tl-period{font-size:1.05rem}
+.nr-tl-count{color:var(--body-text-color-subdued);font-size:.82rem;font-weight:400}
+.nr-tl-sentence{margin:.2rem 0;padding:0 0 0 .6rem;border-left:3px solid var(--color-accent);
+ line-height:1.45}
+.nr-tl-copies{margin-left:auto;flex:none;font-size:.75rem;border-radius:999px;padding:0 .45rem;
+ background:var(--neutral-200);color:var(--neutral-800);cursor:help}
+.nr-tl-dups{margin:.2rem 0 .2rem 1rem;padding:0;font-size:.82rem;
+ color:var(--body-text-color-subdued)}
+.nr-tl-context summary{cursor:pointer;font-size:.82rem;color:var(--body-text-color-subdued)}
 .nr-status ul{margin:.2rem 0 0 1rem;padding:0}
 .nr-status-error{color:#b91c1c}
 """

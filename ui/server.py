@@ -17,6 +17,10 @@ backend fails, 503 while another process writes the index (with `Retry-After`), 
   of a stream that worked;
 - `error`:  `{"error": {"type", "message"}}` when answering fails after the stream began
   (failures before it, such as an empty question, are ordinary error responses).
+
+Search, ask and the stream take `"full": true` to add what the public shapes leave out (as the
+JSON export keeps it, plus hits' exact scores and urls): `rag.client.Client` asks for it, so
+it rebuilds hits and answers equal to the in-process `Engine`'s.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Generator
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -35,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rag.answer.timeline import TimelineBy
 from rag.answer.types import Answer, AnswerDelta, Turn
 from rag.errors import (
     PROJECT_ERRORS,
@@ -47,9 +52,11 @@ from rag.errors import (
     IngestError,
     RagError,
 )
-from rag.types import Filters
+from rag.export.answer_json import answer_record, hit_record
+from rag.types import Filters, Hit
 from rag.vocabulary import ANSWER_MODES, DATE_PATTERN, EXPORT_FORMATS, RetrievalMode
 from ui.auth import SESSION_COOKIE, SESSION_SECONDS, Guard, Security
+from ui.mcp_http import mcp_endpoint
 from ui.service import (
     DocumentNotFoundError,
     MiB,
@@ -117,6 +124,12 @@ class FiltersIn(_Request):
         )
 
 
+_FULL = (
+    "Also return what the public shape leaves out (exact scores; hits' page, language, url and "
+    "duplicates' chunk ids; answers' evidence and sentences' similarity), for `rag.client`."
+)
+
+
 class SearchIn(_Request):
     query: str = Field(min_length=1, max_length=2000, examples=["Was sagte Stoltenberg?"])
     k: int | None = Field(None, ge=1, le=1000, description="Hits to return (default: settings).")
@@ -125,6 +138,29 @@ class SearchIn(_Request):
         None, description="Retrieval mode (default: the settings', hybrid)."
     )
     rerank: bool | None = Field(None, description="Second-stage reranking (default: settings).")
+    full: bool = Field(False, description=_FULL)
+
+
+class TimelineIn(_Request):
+    """The query string of `GET /api/timeline` (`source` and `language` repeat)."""
+
+    q: str = Field(min_length=1, max_length=2000, examples=["Stoltenberg Verhandlungen"])
+    by: TimelineBy = Field("month", description="Group by the day, month or year of the date.")
+    k: int | None = Field(None, ge=1, le=1000, description="Passages to retrieve (default 100).")
+    min_score: float | None = Field(
+        None, ge=-3, le=3, description="Key-sentence score an article needs (default: settings)."
+    )
+    date_from: DateBound | None = Field(None, description="Dated on or after (partial allowed).")
+    date_to: DateBound | None = Field(None, description="Dated on or before (partial allowed).")
+    source: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=200, description="Only these sources (repeatable)."
+    )
+    language: list[Annotated[str, Field(min_length=2, max_length=12)]] = Field(
+        default_factory=list, max_length=20, description="Only these languages (repeatable)."
+    )
+
+    def to_filters(self) -> Filters:
+        return Filters(self.date_from, self.date_to, tuple(self.source), tuple(self.language))
 
 
 class TurnIn(_Request):
@@ -151,6 +187,7 @@ class _Conversation(_Request):
 
 class AskIn(_Conversation):
     question: str = Field(min_length=1, max_length=4000, examples=["Was sagte Stoltenberg?"])
+    full: bool = Field(False, description=_FULL)
 
 
 class ExportIn(_Conversation):
@@ -178,17 +215,26 @@ def _filters(filters: FiltersIn | None) -> Filters | None:
 
 # ------------------------------------------------------------------------------------ app
 def create_app(
-    service: Service, *, with_ui: bool = True, security: Security | None = None
+    service: Service,
+    *,
+    with_ui: bool = True,
+    security: Security | None = None,
+    mcp_writes: bool = False,
 ) -> FastAPI:
-    """The FastAPI app: the API under `/api/`, the Gradio UI at `/` (unless `with_ui=False`,
+    """The FastAPI app: the API under `/api/`, the MCP endpoint at `/mcp` (`ui.mcp_http`;
+    its write tools only with `mcp_writes`), the Gradio UI at `/` (unless `with_ui=False`,
     or while `ui.app` does not exist: then `/` leads to the API docs). `security` (default:
     no tokens; Host and Origin checked) is enforced on every request by `ui.auth.Guard`."""
     security = security or Security()
+    mcp = mcp_endpoint(
+        service.engine, security, allow_writes=mcp_writes, max_body_bytes=MAX_JSON_BYTES
+    )
     app = FastAPI(
         title="newsrag",
         version=API_VERSION,
         summary="Question answering over news archives, with citations. Runs offline.",
         description=__doc__,
+        lifespan=mcp.lifespan,  # the MCP session manager runs while the app does
     )
     service.audit = security.audit
     app.state.security = security
@@ -196,6 +242,7 @@ def create_app(
     app.add_middleware(_BodyLimit, upload_limit=service.max_total_bytes)
     app.add_middleware(Guard, security=security)  # added last: runs first
     _add_routes(app, service)
+    app.router.routes.append(mcp.route)  # before the UI's mount at "/", which takes the rest
     if security.auth_on:
         _add_login(app, security)
     blocks = _build_ui(service, security) if with_ui else None
@@ -261,13 +308,28 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         filters = _filters(body.filters)
         stages = service.stages(body.mode, body.rerank)
         hits = service.search(body.query, body.k, filters, body.mode, body.rerank)
-        return {"query": body.query, "stages": stages, "hits": [h.to_json() for h in hits]}
+        encode = hit_record if body.full else Hit.to_json
+        return {"query": body.query, "stages": stages, "hits": [encode(h) for h in hits]}
+
+    @app.get("/api/timeline", tags=["search"])
+    def timeline(params: Annotated[TimelineIn, Query()]) -> dict[str, Any]:
+        """The articles matching `q` grouped by date, oldest first, then the undated; each
+        entry a key sentence with its citation, copies of one story collapsed. The same JSON
+        as `rag timeline --json` (`rag.answer.timeline`): `{"query", "by", "n_articles",
+        "n_entries", "groups": [{"period", "n_articles", "entries": [{"date", "date_source",
+        "sentence", "score", "n_sources", "n_articles", "citation", "duplicates"}]}],
+        "undated": {...}, "retrieval"}`."""
+        found = service.timeline(
+            params.q, params.to_filters(), params.by, params.k, params.min_score
+        )
+        return found.to_json()
 
     @app.post("/api/ask", tags=["answer"])
     def ask(body: AskIn) -> dict[str, Any]:
         """An answer with citations: `Answer.to_json()` (see `rag.answer.types`)."""
         filters = _filters(body.filters)
-        return service.ask(body.question, filters, body.turns(), body.mode).to_json()
+        answer = service.ask(body.question, filters, body.turns(), body.mode)
+        return answer_record(answer) if body.full else answer.to_json()
 
     @app.post(
         "/api/ask/stream",
@@ -284,7 +346,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         if first is None:
             raise RagError("the answer stream ended without an answer")
         return StreamingResponse(
-            _sse(first, stream),
+            _sse(first, stream, full=body.full),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -404,12 +466,15 @@ async def _read_limited(upload: UploadFile, service: Service) -> bytes:
 
 
 def _sse(
-    first: AnswerDelta | Answer, rest: Generator[AnswerDelta | Answer, None, None]
+    first: AnswerDelta | Answer,
+    rest: Generator[AnswerDelta | Answer, None, None],
+    *,
+    full: bool = False,
 ) -> Generator[str, None, None]:
     try:
-        yield _event(first)
+        yield _event(first, full)
         for item in rest:
-            yield _event(item)
+            yield _event(item, full)
     except Exception as exc:
         log.warning("streamed answer failed: %s", exc, exc_info=not isinstance(exc, PROJECT_ERRORS))
         yield _sse_line("error", _error_body(exc))
@@ -417,10 +482,10 @@ def _sse(
         rest.close()  # stops the worker early when the client went away
 
 
-def _event(item: AnswerDelta | Answer) -> str:
+def _event(item: AnswerDelta | Answer, full: bool = False) -> str:
     if isinstance(item, AnswerDelta):
         return _sse_line("delta", {"text": item.text})
-    return _sse_line("answer", item.to_json())
+    return _sse_line("answer", answer_record(item) if full else item.to_json())
 
 
 def _sse_line(event: str, data: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ from rag.types import Document, Filters, Hit
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from rag.answer.timeline import Timeline, TimelineBy
     from rag.export import Export
     from rag.settings import Settings
     from ui.auth import AuditLog
@@ -150,6 +151,18 @@ class Service:
     def stages(self, mode: str | None = None, rerank: bool | None = None) -> list[str]:
         """The retrieval stages a search with these options runs (as `rag search --json`)."""
         return self.engine.plan(mode, rerank).stages()
+
+    def timeline(
+        self,
+        query: str,
+        filters: Filters | None = None,
+        by: TimelineBy = "month",
+        k: int | None = None,
+        min_score: float | None = None,
+    ) -> Timeline:
+        """`Engine.timeline`: the articles matching `query`, grouped by date."""
+        self._require_index()
+        return self.engine.timeline(query, filters, by=by, k=k, min_score=min_score)
 
     def ask(
         self,

@@ -150,12 +150,13 @@ def main(verbose: int) -> None:
 
 
 # The command modules import the helpers above, so they come last.
-from rag.cli import ask, evaluate, export, index, models, search, verify
+from rag.cli import ask, evaluate, export, index, mcp, models, search, timeline, verify
 
 for _command in (
     index.index_cmd,
     search.search_cmd,
     ask.ask_cmd,
+    timeline.timeline_cmd,
     index.remove_cmd,
     index.info_cmd,
     models.models_group,
@@ -163,5 +164,6 @@ for _command in (
     evaluate.eval_answers_cmd,
     export.export_cmd,
     verify.verify_cmd,
+    mcp.mcp_cmd,
 ):
     main.add_command(_command)

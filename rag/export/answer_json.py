@@ -12,6 +12,10 @@ Each sentence also carries its "similarity" when it has one, each passage its "p
 "language", each duplicate its "chunk_id". `models.generator` is the one answer model the
 answers name (null when none does, or several do: each answer keeps its own "model").
 Readers must ignore keys they do not know; a change that breaks readers bumps "version".
+
+`hit_record` and `answer_record` go one step further, for a remote `rag.client.Client`: every
+field the dataclasses compare on (a hit's exact score and url too), so that `hit_from_json`
+and `answer_from_json` rebuild dataclasses equal to the ones encoded.
 """
 
 from __future__ import annotations
@@ -73,6 +77,26 @@ def answer_entry(answer: Answer) -> dict[str, Any]:
     return entry
 
 
+def hit_record(hit: Hit) -> dict[str, Any]:
+    """`Hit.to_json()` plus the rest of what a `Hit` compares on: its exact score, page,
+    language and url (when set), duplicates' chunk ids. `hit_from_json` reads it back."""
+    entry = hit.to_json()
+    entry["score"] = float(hit.score)
+    extra = (("page", hit.page), ("language", hit.language), ("url", hit.url))
+    entry.update({k: v for k, v in extra if v is not None})
+    for dup_item, dup in zip(entry["duplicates"], hit.duplicates):
+        dup_item["chunk_id"] = dup.chunk_id
+    return entry
+
+
+def answer_record(answer: Answer) -> dict[str, Any]:
+    """`answer_entry` with each passage as `hit_record`: all an `Answer` compares on, so that
+    `answer_from_json` rebuilds an equal `Answer` (the HTTP API's `"full": true`)."""
+    entry = answer_entry(answer)
+    entry["passages"] = [hit_record(h) for h in answer.passages]
+    return entry
+
+
 def answers_from_json(data: Any) -> list[Answer]:
     """Answers from parsed JSON: one answer object, a list of them, or an export document."""
     if isinstance(data, Mapping) and "schema" in data:
@@ -118,7 +142,7 @@ def _phrase(data: Any) -> Phrase | None:
 
 
 def hit_from_json(data: Any, where: str = "hit") -> Hit:
-    """Rebuild a `Hit` from `Hit.to_json()` (page and language when present)."""
+    """Rebuild a `Hit` from `Hit.to_json()` (page, language and url when present)."""
     r = _Reader(data, where)
     return Hit(
         rank=r.integer("rank"),
@@ -134,8 +158,19 @@ def hit_from_json(data: Any, where: str = "hit") -> Hit:
         page=r.integer("page", None),
         language=r.text("language", None),
         duplicates=tuple(_duplicate(d) for d in r.objects("duplicates", [])),
+        url=r.text("url", None),
         date_source=r.text("date_source", None),
     )
+
+
+def citation_from_json(data: Any, where: str = "citation") -> Citation:
+    """Rebuild a `Citation` from `Citation.to_json()`."""
+    return _citation(_Reader(data, where))
+
+
+def duplicate_from_json(data: Any, where: str = "duplicate") -> DuplicateSource:
+    """Rebuild a `DuplicateSource` from its JSON (its chunk id "" when the shape has none)."""
+    return _duplicate(_Reader(data, where))
 
 
 def _from_export(data: Mapping[str, Any]) -> list[Answer]:
