@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +31,7 @@ from rag.embedders.sentence_transformers import (
     SentenceTransformerEmbedder,
     _load_sentence_transformer,
 )
-from rag.embedders.turns import QueriesFirst
+from rag.embedders.turns import Lanes
 from rag.errors import ModelError
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_QUESTION_TEXTS = 8
+"""A call with this many texts or fewer is latency-bound (a question, an answer's sentences)."""
 _IR_NAME = "model.xml"
 _META_NAME = "embedder.json"  # written last: its presence marks a complete conversion
 _TOKENIZER_DIR = "tokenizer"
@@ -85,7 +90,9 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         super().__init__(settings)
         self._compiled: Any = None
         self._input_names: tuple[str, ...] = ()
-        self._turns = QueriesFirst()  # the tokenizer is not thread-safe; questions go first
+        self._tokenizing = threading.Lock()  # the tokenizer is not thread-safe
+        self._lanes = Lanes(1)  # one per stream the model is compiled with (see _load)
+        self._requests: list[Any] = []
 
     def _load(self) -> Any:
         import openvino as ov
@@ -98,12 +105,15 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             if not (ir.parent / _META_NAME).is_file():
                 self._convert_once(location, ir)
         model = _ConvertedModel.load(ir.parent)
+        # Two streams of a core each where there are two cores: questions get a lane of their
+        # own while an upload embeds on the other (`Lanes`); on one core, one stream.
+        threads = self.settings.threads or os.cpu_count() or 1
+        streams = 2 if threads >= 2 else 1
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
-            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": streams,
+            "INFERENCE_NUM_THREADS": threads,
         }
-        if self.settings.threads:
-            config["INFERENCE_NUM_THREADS"] = self.settings.threads
         try:
             core = ov.Core()
             self._compiled = core.compile_model(core.read_model(ir), "CPU", config)
@@ -113,6 +123,8 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
                 f"delete {ir.parent} to rebuild it, or set embedding.runtime = 'torch'"
             ) from exc
         self._input_names = tuple(p.get_any_name() for p in self._compiled.inputs)
+        self._requests = [self._compiled.create_infer_request() for _ in range(streams)]
+        self._lanes = Lanes(streams)
         log.info("loaded embedder %s (OpenVINO, %s)", self.id, self.precision)
         return model
 
@@ -145,33 +157,47 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.model
-        tokenizer = model.tokenizer
-        limit = model.max_seq_length
         # Longest first (memory peaks early), by characters as sentence-transformers sorts:
         # batches of similar length without tokenizing everything twice.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         size = self.settings.batch_size
-        starts = range(0, len(texts), size)
-        if self.settings.show_progress and len(texts) >= _PROGRESS_MIN:
-            from tqdm.auto import tqdm
+        batches = [order[start : start + size] for start in range(0, len(texts), size)]
+        # A question, or the few sentences an answer checks, is served as a question.
+        question = query or len(texts) <= _QUESTION_TEXTS
 
-            starts = tqdm(starts, desc="Batches", total=len(starts))
-        request = self._compiled.create_infer_request()
-        for start in starts:
-            rows = order[start : start + size]
-            # Locked per batch, not per call, and a question goes before the next batch of an
-            # upload: it waits for the one batch running, not for all of it.
-            with self._turns.query() if query else self._turns.batch():
-                batch = tokenizer(
+        def run(rows: np.ndarray) -> None:
+            with self._tokenizing:
+                batch = model.tokenizer(
                     [texts[i] for i in rows],
                     padding=True,
                     truncation=True,
-                    max_length=limit,
+                    max_length=model.max_seq_length,
                     return_tensors="np",
                 )
-                inputs = {name: batch[name].astype(np.int64) for name in self._input_names}
-                out[rows] = request.infer(inputs)[0]
+            inputs = {name: batch[name].astype(np.int64) for name in self._input_names}
+            with self._lanes.query() if question else self._lanes.batch() as lane:
+                out[rows] = self._requests[lane].infer(inputs)[0]  # copied before release
+
+        progress = None
+        if self.settings.show_progress and len(texts) >= _PROGRESS_MIN:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(batches), desc="Batches")
+        try:
+            if question or self._lanes.count == 1 or len(batches) == 1:
+                for rows in batches:
+                    run(rows)
+                    if progress is not None:
+                        progress.update()
+            else:  # one worker per lane; each batch takes the lane `Lanes.batch` gives it
+                with ThreadPoolExecutor(self._lanes.count, thread_name_prefix="embed") as pool:
+                    for _ in pool.map(run, batches):
+                        if progress is not None:
+                            progress.update()
+        finally:
+            if progress is not None:
+                progress.close()
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
-from rag.embedders.turns import QueriesFirst
+from rag.embedders.turns import Lanes, QueriesFirst
 
 
 def test_a_waiting_query_goes_before_the_next_batch():
@@ -57,3 +58,83 @@ def test_batches_go_on_under_a_stream_of_queries(monkeypatch):
         stop.set()
         for t in askers:
             t.join(5)
+
+
+# --- lanes: one stream of the model for questions, one for uploads -------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_question_takes_its_own_lane_while_a_batch_runs_on_the_other():
+    clock = _Clock()
+    lanes = Lanes(2, quiet=2.0, clock=clock)
+    with lanes.batch() as batch_lane:
+        assert batch_lane == 0
+        with lanes.query() as question_lane:  # does not wait for the batch
+            assert question_lane == 1
+
+
+def test_batches_use_the_question_lane_only_when_questions_are_quiet():
+    clock = _Clock()
+    lanes = Lanes(2, quiet=2.0, clock=clock)
+    with lanes.query():
+        pass
+    taken = threading.Event()
+
+    def second_batch() -> None:
+        with lanes.batch():
+            taken.set()
+
+    with lanes.batch() as first:
+        assert first == 0
+        worker = threading.Thread(target=second_batch)
+        worker.start()
+        assert not taken.wait(0.3)  # a question came a moment ago: lane 1 stays free
+        clock.now += 2.5  # quiet now
+        assert taken.wait(5)  # the second batch took lane 1 (lane 0 is still held)
+        worker.join(5)
+
+
+def test_on_a_quiet_machine_an_upload_uses_every_lane():
+    lanes = Lanes(2, quiet=2.0, clock=_Clock())
+    with lanes.batch() as a, lanes.batch() as b:
+        assert {a, b} == {0, 1}
+
+
+def test_a_waiting_question_goes_before_a_waiting_batch():
+    lanes = Lanes(1)
+    order: list[str] = []
+    with lanes.batch():
+        batch = threading.Thread(target=lambda: _hold(lanes.batch(), order, "batch"))
+        batch.start()
+        time.sleep(0.1)  # the batch waits first
+        question = threading.Thread(target=lambda: _hold(lanes.query(), order, "question"))
+        question.start()
+        time.sleep(0.1)
+    batch.join(5)
+    question.join(5)
+    assert order == ["question", "batch"]
+
+
+def _hold(context, order: list[str], name: str) -> None:
+    with context:
+        order.append(name)
+
+
+def test_openvino_embeds_passages_alike_on_one_lane_or_two(settings):
+    """Two lanes (two streams, a worker each) give the vectors one lane gives, in order."""
+    from rag.embedders import create_embedder
+
+    embedder = create_embedder(settings.embedding, "openvino")
+    texts = [
+        f"Absatz {i}: " + "Die Nato berät über Waffenlieferungen. " * (1 + i % 7) for i in range(40)
+    ]
+    two = embedder.embed_passages(texts)  # batches of 32: two batches, two workers
+    assert embedder._lanes.count == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    embedder._lanes = Lanes(1)
+    one = embedder.embed_passages(texts)
+    assert float((two * one).sum(axis=1).min()) > 0.9999
