@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.answer.quote import ScoredSentence
+from rag.ingest.dates import MONTHS
 from rag.retrieval.when import TimeReading, TimeSpan
 from rag.types import Hit
 
@@ -173,31 +174,71 @@ _WEEKDAYS = {
     "sonnabend": 5, "sonntag": 6, "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3,
     "friday": 4, "saturday": 5, "sunday": 6,
 }  # fmt: skip
-_OFFSETS = {"vorgestern": -2, "gestern": -1, "heute": 0, "yesterday": -1, "today": 0}
+_OFFSETS = {
+    "vorgestern": -2, "gestern": -1, "heute": 0, "übermorgen": 2,
+    "yesterday": -1, "today": 0, "tomorrow": 1,
+}  # fmt: skip
+_DAYTIME = r"(?:morgen|vormittag|mittag|nachmittag|abend|nacht|morning|afternoon|evening|night)?"
 _RELATIVE = re.compile(
-    r"\b(?:(?:am|on|last)\s+)?(?P<wd>" + "|".join(_WEEKDAYS) + r")\b(?!\s*,?\s*(?:den|dem)?\s*\d)"
-    r"|\b(?P<off>" + "|".join(_OFFSETS) + r")\b",
+    r"\b(?:(?:am|on|last|next|this)\s+)?(?P<wd>"
+    + "|".join(_WEEKDAYS)
+    + r")"
+    + _DAYTIME
+    + r"\b(?!\s*,?\s*(?:den|dem|the)?\s*\d)"
+    r"|\b(?P<off>" + "|".join(_OFFSETS) + r")\b(?!\s*(?:früh|abend))?",
+    re.IGNORECASE,
+)
+_DAY_MONTH = re.compile(
+    r"\b(?:am\s+|on\s+)?(?P<d>[0-3]?\d)\.\s*(?P<m>"
+    + "|".join(sorted(MONTHS, key=len, reverse=True))
+    + r")\b(?!\.?\s*,?\s*(?:19|20)\d\d)",
+    re.IGNORECASE,
+)
+# Tense around a weekday: "hatte am Mittwoch" is the past one, "wird am Mittwoch" the next.
+_PAST = re.compile(
+    r"\b(?:hat|hatte|hatten|haben|war|waren|wurde|wurden|sagte|sagten|erklärte|teilte|"
+    r"was|were|had|said|did)\b|\b\w+(?:te|ten)\b|\b\w+ed\b",
+    re.IGNORECASE,
+)
+_FUTURE = re.compile(
+    r"\b(?:wird|werden|soll|sollen|will|wollen|plant|planen|geplant|künftig|will|shall|"
+    r"going\s+to|next|nächste\w*|kommende\w*)\b",
     re.IGNORECASE,
 )
 
 
 def resolve_relative(sentence: str, article_date: str | None) -> list[Resolved]:
-    """The relative days a sentence names ("am Mittwoch", "gestern"), resolved against the day
-    its article is dated (only a full date: a month does not say which Wednesday). A weekday is
-    the last such day on or before the article's date: news report the past week."""
+    """The relative days a sentence names ("am Mittwoch", "gestern", "am 28. Februar"),
+    resolved against the day its article is dated (only a full date: a month does not say
+    which Wednesday). A weekday said in the past tense is the last one before the article's
+    day, in the future tense the next one after it; otherwise the one of the article's week
+    (Monday to Sunday: "Der A380 startet am Mittwoch" on a Monday is two days later). A day
+    and month without a year take the article's year."""
     if not article_date or len(article_date) < 10:
         return []
     try:
         day = dt.date.fromisoformat(article_date[:10])
     except ValueError:
         return []
+    past, future = bool(_PAST.search(sentence)), bool(_FUTURE.search(sentence))
     out = []
     for m in _RELATIVE.finditer(sentence):
         if m["wd"]:
-            back = (day.weekday() - _WEEKDAYS[m["wd"].lower()]) % 7
-            when = day - dt.timedelta(days=back)
+            weekday = _WEEKDAYS[m["wd"].lower()]
+            if future and not past:
+                when = day + dt.timedelta(days=(weekday - day.weekday()) % 7 or 7)
+            elif past and not future:
+                when = day - dt.timedelta(days=(day.weekday() - weekday) % 7)
+            else:
+                when = day + dt.timedelta(days=weekday - day.weekday())
         else:
             when = day + dt.timedelta(days=_OFFSETS[m["off"].lower()])
+        out.append(Resolved(m.group(0), when.isoformat()))
+    for m in _DAY_MONTH.finditer(sentence):
+        try:
+            when = dt.date(day.year, MONTHS[m["m"].lower()], int(m["d"]))
+        except ValueError:
+            continue
         out.append(Resolved(m.group(0), when.isoformat()))
     return out
 

@@ -36,6 +36,8 @@ class TimeSpan:
     text: str
     """The question's words for it ("im Juli 2005")."""
     kind: SpanKind
+    parts: tuple[TimeSpan, ...] = field(default=(), compare=False)
+    """A range's two ends ("zwischen 2005 und 2008": 2005 and 2008)."""
 
     def label(self) -> str:
         """A short name: "2010", "2005-07", "2012-03-21 – 2012-03-31"; a bound by its end."""
@@ -178,6 +180,12 @@ _THEN = re.compile(
     r"zeit|at\s+the\s+time|back\s+then|at\s+that\s+time|then-\w+)\b",
     re.IGNORECASE,
 )
+_CHANGE = re.compile(
+    r"\b(?:verändert\w*|veränderung\w*|entwickelt\w*|entwicklung|gestiegen|gesunken|"
+    r"gefallen|zugenommen|abgenommen|gewachsen|geändert|änderte\w*|wechsel\w*|change\w*|"
+    r"develop\w*|evolve\w*|rose|risen|fell|fallen|grew|grown|increase\w*|decrease\w*)\b",
+    re.IGNORECASE,
+)
 _WHEN = re.compile(
     r"^\s*(?:wann|seit\s+wann|bis\s+wann|ab\s+wann|an\s+welchem\s+tag|in\s+welchem\s+(?:jahr|"
     r"monat)|welchen\s+datum|when|since\s+when|on\s+what\s+date|on\s+which\s+day|in\s+what\s+"
@@ -210,7 +218,12 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
     for m in _YEAR_RANGE.finditer(text):
         a, b = int(m["ya"]), int(m["yb"])
         if a <= b:
-            take(m.start(), m.end(), TimeSpan(f"{a}-01-01", f"{b}-12-31", m.group(0), "range"))
+            ends = (
+                TimeSpan(f"{a}-01-01", f"{a}-12-31", m["ya"], "year"),
+                TimeSpan(f"{b}-01-01", f"{b}-12-31", m["yb"], "year"),
+            )
+            span = TimeSpan(f"{a}-01-01", f"{b}-12-31", m.group(0), "range", ends)
+            take(m.start(), m.end(), span)
     for m in _BOUND.finditer(text):
         bound = _bounded(text, m)
         if bound is not None:
@@ -224,6 +237,9 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
     when = _WHEN.match(text)
     cues += latest + then + ([when.group(0).strip()] if when else [])
     ordered = tuple(span for _, span in sorted(anchors, key=lambda a: a[0]))
+    if _CHANGE.search(text):
+        # "Wie hat sich X zwischen 2005 und 2008 verändert?" asks for the value at each end.
+        ordered = tuple(part for span in ordered for part in (span.parts or (span,)))
     return TimeReading(
         anchors=_distinct(ordered),
         latest=bool(latest) and not then,
@@ -326,7 +342,8 @@ def _range(text: str, cue: re.Match[str]) -> tuple[int, TimeSpan] | None:
     if second is None or second[0] != 0 or second[1].end < first[1].start:
         return None
     end = join.end() + second[2]
-    return end, TimeSpan(first[1].start, second[1].end, text[cue.start() : end].strip(), "range")
+    words = text[cue.start() : end].strip()
+    return end, TimeSpan(first[1].start, second[1].end, words, "range", (first[1], second[1]))
 
 
 def _distinct(spans: tuple[TimeSpan, ...]) -> tuple[TimeSpan, ...]:

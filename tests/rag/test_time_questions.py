@@ -25,8 +25,8 @@ from rag.types import Document, Filters
         ("Was war am 03.04.2012?", [("2012-04-03", "2012-04-03", "day")]),
         ("Wie stand es Ende März 2012?", [("2012-03-21", "2012-03-31", "month")]),
         ("Was geschah Anfang 2010?", [("2010-01-01", "2010-03-31", "year")]),
-        ("Wie änderte sich das zwischen 2005 und 2008?", [("2005-01-01", "2008-12-31", "range")]),
-        ("How did it change from May 2005 to June 2006?", [("2005-05-01", "2006-06-30", "range")]),
+        ("Wer regierte zwischen 2005 und 2008?", [("2005-01-01", "2008-12-31", "range")]),
+        ("Who ruled from May 2005 to June 2006?", [("2005-05-01", "2006-06-30", "range")]),
         ("Was geschah 2005-2008?", [("2005-01-01", "2008-12-31", "range")]),
         ("Was geschah vor 2009?", [("1900-01-01", "2008-12-31", "before")]),
         ("What happened before the 2009 election?", [("1900-01-01", "2009-12-31", "before")]),
@@ -110,7 +110,8 @@ def test_relative_days_resolve_against_a_full_article_date():
     ]
     assert resolve_relative("On Friday he left.", "2022-06-03")[0].date == "2022-06-03"
     assert resolve_relative("am Mittwoch", "2022-06") == []  # which Wednesday of June?
-    assert resolve_relative("am Freitag, den 3. Juni", "2022-06-10") == []  # dated already
+    found = resolve_relative("am Freitag, den 3. Juni", "2022-06-10")  # the weekday is dated
+    assert [(r.text, r.date) for r in found] == [("3. Juni", "2022-06-03")]
 
 
 # --- answers over reports of several dates ------------------------------------------------------
@@ -197,3 +198,26 @@ def test_untimed_question_of_one_date_keeps_the_plain_quote_lines(club):
     assert _cited_docs(answer)[0] == "weather"
     assert "time" not in answer.retrieval
     assert answer.text.splitlines()[1].endswith("(2023-11-21)")
+
+
+def test_a_weekday_follows_the_tense_or_the_articles_week():
+    # 2005-04-25 was a Monday.
+    assert resolve_relative("Der A380 startet am Mittwoch.", "2005-04-25")[0].date == "2005-04-27"
+    assert resolve_relative("Er hatte am Mittwoch gewarnt.", "2005-04-25")[0].date == "2005-04-20"
+    assert resolve_relative("Sie wird am Montag reisen.", "2005-04-25")[0].date == "2005-05-02"
+    found = resolve_relative("Am Mittwochnachmittag kam es zum Unglück.", "2006-01-06")
+    assert [(r.text, r.date) for r in found] == [("Am Mittwochnachmittag", "2006-01-04")]
+
+
+def test_a_day_without_its_year_takes_the_articles_year():
+    found = resolve_relative("Die Wahl findet am 28. Februar statt.", "2010-01-10")
+    assert [(r.text, r.date) for r in found] == [("am 28. Februar", "2010-02-28")]
+    assert resolve_relative("Am 28. Februar 2009 war es so.", "2010-01-10") == []
+
+
+def test_a_change_question_asks_for_both_ends_of_its_range():
+    reading = read_time("Wie hat sich der Goldpreis zwischen 2005 und 2008 verändert?")
+    assert [a.label() for a in reading.anchors] == ["2005", "2008"]
+    reading = read_time("How did the price change from May 2005 to June 2006?")
+    assert [a.label() for a in reading.anchors] == ["2005-05", "2006-06"]
+    assert [a.kind for a in read_time("Was geschah zwischen 2005 und 2008?").anchors] == ["range"]
