@@ -68,7 +68,9 @@ def eval_cmd(
 
 
 @click.command("eval-answers")
-@click.argument("squad_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument(
+    "squad_file", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
 @click.option(
     "--unanswerable",
     multiple=True,
@@ -80,8 +82,23 @@ def eval_cmd(
 @click.option(
     "--questions",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Ask the questions as worded in this parallel file (e.g. xquad.en.json: English "
-    "questions, gold answers still from SQUAD_FILE).",
+    help="With SQUAD_FILE: ask the questions as worded in this parallel file (e.g. "
+    "xquad.en.json: English questions, gold answers still from SQUAD_FILE). Without it: a JSONL "
+    "file of questions with gold dates (benchmarks/temporal_questions.jsonl), asked against "
+    "--index.",
+)
+@click.option(
+    "--index-from",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="JSONL questions: add these articles to --index first (unchanged ones cost nothing, "
+    "so the index is built once). Repeatable.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="JSONL questions: write one line per question and mode here (answer, first citation, "
+    "verdicts).",
 )
 @click.option(
     "--hard-negatives",
@@ -95,7 +112,8 @@ def eval_cmd(
     "--index",
     "index_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep the index of the paragraphs here (reused by later runs).",
+    help="Keep the index of the paragraphs here (reused by later runs); with JSONL questions, "
+    "the index they are asked against.",
 )
 @click.option(
     "--mode",
@@ -106,9 +124,11 @@ def eval_cmd(
 )
 @click.option("--json", "as_json", is_flag=True)
 def eval_answers_cmd(
-    squad_file: Path,
+    squad_file: Path | None,
     unanswerable: tuple[Path, ...],
     questions: Path | None,
+    index_from: tuple[Path, ...],
+    out: Path | None,
     hard_negatives: bool,
     limit: int | None,
     sample: int | None,
@@ -118,10 +138,23 @@ def eval_answers_cmd(
 ) -> None:
     """Answer quality on a SQuAD-format file, per mode: gold answer contained, answered and
     correct, wrongly refused, first citation gold, latency; refusals on hard negatives and on
-    an index that cannot answer."""
+    an index that cannot answer. Or, without SQUAD_FILE, on questions with gold dates
+    (--questions FILE.jsonl --index DIR): the right value for the right time, cited."""
     from rag.evaluation import evaluate_answers
     from rag.settings import load_settings
 
+    if squad_file is None:
+        if unanswerable or hard_negatives:
+            raise click.UsageError(
+                "--unanswerable and --hard-negatives go with a SQuAD file, not JSONL questions"
+            )
+        _temporal_cmd(questions, index_dir, index_from, out, modes, limit, sample, as_json)
+        return
+    if index_from or out:
+        raise click.UsageError(
+            "--index-from and --out go with a JSONL question file (--questions FILE.jsonl "
+            "without SQUAD_FILE)"
+        )
     report = evaluate_answers(
         load_settings(),
         squad_file,
@@ -167,3 +200,62 @@ def eval_answers_cmd(
         f"{a['evidence_p05']}, p50 {a['evidence_p50']}"
         + (f"; unanswerable p50 {u['evidence_p50']}, p95 {u['evidence_p95']}" if u else "")
     )
+
+
+TEMPORAL_MEASURES = ("correct", "contains_gold", "right_time", "answered")
+
+
+def _temporal_cmd(
+    questions: Path | None,
+    index_dir: Path | None,
+    index_from: tuple[Path, ...],
+    out: Path | None,
+    modes: tuple[AnswerMode, ...],
+    limit: int | None,
+    sample: int | None,
+    as_json: bool,
+) -> None:
+    """`rag eval-answers --questions FILE.jsonl --index DIR`: temporal questions."""
+    from rag.evaluation import evaluate_temporal_questions
+    from rag.settings import load_settings
+
+    if questions is None:
+        raise click.UsageError(
+            "give a SQuAD file, or --questions FILE.jsonl (questions with gold dates) and --index"
+        )
+    if questions.suffix.lower() != ".jsonl":
+        raise click.UsageError(
+            f"without SQUAD_FILE, --questions must be a JSONL file of questions with gold "
+            f"dates (got {questions}); a parallel SQuAD file goes with its SQUAD_FILE"
+        )
+    if index_dir is None:
+        raise click.UsageError(
+            "JSONL questions are asked against an index: pass --index DIR (and --index-from "
+            "ARTICLES to build it)"
+        )
+    report = evaluate_temporal_questions(
+        load_settings(), questions, index_dir, index_from, modes, limit, sample, out
+    )
+    if as_json:
+        _echo_json(report)
+        return
+    index = report["index"]
+    click.echo(
+        f"{report['n_questions']} questions; index {index['path']}: {index['documents']} "
+        f"documents, {index['chunks']} passages"
+    )
+    if index["missing_gold_documents"]:
+        click.echo(
+            f"  gold documents not in the index: {', '.join(index['missing_gold_documents'])}"
+        )
+    for mode, block in report["by_mode"].items():
+        used = f" (answered in {block['mode_used']} mode)" if block["mode_used"] != mode else ""
+        click.echo(f"mode {mode}{used}")
+        click.echo(f"  {'':<10}{'n':>4}" + "".join(f"{m:>15}" for m in TEMPORAL_MEASURES))
+        rows = [*block["by_kind"].items(), *block["by_language"].items()]
+        for name, rates in [*rows, ("overall", block["overall"])]:
+            click.echo(
+                f"  {name:<10}{rates['n']:>4}"
+                + "".join(f"{rates[m]:>15.3f}" for m in TEMPORAL_MEASURES)
+            )
+        click.echo(f"  latency p50 {block['latency_p50_s']} s, p95 {block['latency_p95_s']} s")
