@@ -4,9 +4,16 @@ Test hook only; inert unless `NEWSRAG_INDEX_PAUSE_AT` is set. When the write rea
 named by that variable, the process creates the file named by `NEWSRAG_INDEX_PAUSE_FILE` (so
 the test knows it got there) and sleeps until it is killed.
 
-Points, in order: "before_commit" (rows inserted, transaction open), "after_commit",
+Points of a write, in order: "before_commit" (rows inserted, transaction open),
+"after_commit", "keywords_applied" (the tantivy keyword index has the write, FAISS not yet),
 "faiss_tmp_written" (new FAISS file written to its temp name, not yet moved into place),
 "faiss_replaced" (new FAISS file in place, manifest still old), "after_manifest".
+
+Points of the background upkeep (`UPKEEP_POINTS`): "ann_tmp_written" (a new HNSW graph written
+aside under a name marked with the writer's pid), "ann_replaced" (renamed into place,
+`ann.json` still names the old one), "ann_recorded" (`ann.json` names the new graph, the old
+file not yet deleted),
+"keywords_caught_up" (a behind keyword index caught up and committed, not yet published).
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ from pathlib import Path
 
 PAUSE_AT_ENV = "NEWSRAG_INDEX_PAUSE_AT"
 PAUSE_FILE_ENV = "NEWSRAG_INDEX_PAUSE_FILE"
-POINTS = ("before_commit", "after_commit", "faiss_tmp_written", "faiss_replaced", "after_manifest")
+POINTS = (
+    "before_commit",
+    "after_commit",
+    "keywords_applied",
+    "faiss_tmp_written",
+    "faiss_replaced",
+    "after_manifest",
+)
+UPKEEP_POINTS = ("ann_tmp_written", "ann_replaced", "ann_recorded", "keywords_caught_up")
 
 
 def reached(point: str) -> None:

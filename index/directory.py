@@ -4,6 +4,11 @@ SQLite is the single commit point. `vectors.faiss` and `manifest.json` are deriv
 rewritten (atomically, manifest last) after every committed write; on open, a FAISS file whose
 manifest does not match SQLite's generation or checksum is rebuilt from the `vectors` table. So
 a crash at any moment leaves an index that opens with exactly the last committed state.
+
+Large indexes search through two more derived structures, each kept current in the background
+(`index.upkeep`) and ignored whenever it is not: an HNSW graph over the vectors (`index.ann`,
+from `AnnOptions.threshold` passages on) and a tantivy index of the keyword terms
+(`index.keywords`; SQLite's FTS5 table answers while it is behind).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import filelock
 import numpy as np
 
-from . import atomic, crashpoints, manifest
+from . import ann, atomic, crashpoints, keywords, manifest, upkeep
+from .ann import AnnOptions, ApproximateVectors, GraphRecord
 from .errors import (
     IndexCorruptError,
     IndexLockedError,
@@ -37,7 +43,8 @@ from .store import (
     create_database,
     metadata_json,
 )
-from .vectors import FaissFlatIndex, Hits, as_matrix
+from .upkeep import Upkeep
+from .vectors import FaissFlatIndex, Hits, as_matrix, sorted_ids
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "write.lock"
+_SIGNATURE_BATCH = 500  # passages given their signature per transaction of the backfill
 _NORM_TOLERANCE = 1e-3
 
 
@@ -56,7 +64,14 @@ class Index:
     are safe to call from several threads (they are serialised).
     """
 
-    def __init__(self, path: Path, spec: IndexSpec, store: Store, lock_timeout: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        spec: IndexSpec,
+        store: Store,
+        lock_timeout: float,
+        ann_options: AnnOptions | None = None,
+    ) -> None:
         self.path = path
         self.spec = spec
         self._store: Store | None = store
@@ -65,6 +80,13 @@ class Index:
         self._mutex = threading.RLock()
         self._vectors = FaissFlatIndex.empty(spec.dim)
         self._generation = -1  # of the vectors in memory; -1 forces a load
+        self._ann_options = ann_options or AnnOptions()
+        self._graph: ApproximateVectors | None = None
+        self._graph_record: GraphRecord | None = None  # of the graph in memory, once on disk
+        self._graph_refused: GraphRecord | None = None  # a damaged one: not read again
+        self._keywords: keywords.TantivyKeywords | None = None
+        self._keywords_checked = -1  # generation at which the keyword index was last looked for
+        self._upkeep = Upkeep(f"index {path.name}")
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -76,10 +98,13 @@ class Index:
         *,
         create: bool = False,
         lock_timeout: float = 10.0,
+        ann: AnnOptions | None = None,
     ) -> Index:
         """Open the index at `path`, checking it was built with `spec` (None: take it as stored).
 
         With `create=True` (which needs a spec) a missing or empty directory becomes a new index.
+        `ann` says from what size and how searches use an approximate graph (default:
+        `AnnOptions()`).
         """
         directory = Path(path).expanduser()
         if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
@@ -95,7 +120,7 @@ class Index:
                     f"to build one."
                 )
             _create(directory, spec, lock_timeout)
-        return cls._open_existing(directory, spec, lock_timeout)
+        return cls._open_existing(directory, spec, lock_timeout, ann)
 
     @staticmethod
     def exists(path: str | Path) -> bool:
@@ -103,7 +128,9 @@ class Index:
         return _is_index_directory(Path(path).expanduser())
 
     @classmethod
-    def _open_existing(cls, path: Path, spec: IndexSpec | None, lock_timeout: float) -> Index:
+    def _open_existing(
+        cls, path: Path, spec: IndexSpec | None, lock_timeout: float, ann: AnnOptions | None
+    ) -> Index:
         recorded = _read_manifest(path)
         if not (path / DB_NAME).exists():
             raise IndexCorruptError(
@@ -119,8 +146,9 @@ class Index:
             stored_spec = store.spec()
             if spec is not None:
                 manifest.check_spec(path, stored_spec, spec)
-            index = cls(path, stored_spec, store, lock_timeout)
+            index = cls(path, stored_spec, store, lock_timeout, ann)
             with index._mutex:
+                index._open_keywords()
                 rebuilt = index._load_vectors(recorded)
                 if rebuilt:
                     index._try_persist()
@@ -153,19 +181,37 @@ class Index:
             self._open_store()
             queries = as_matrix(vectors, self.spec.dim)
             self._sync()
+            if self._graph is not None and self._ann_options.wanted(len(self._vectors)):
+                return self._graph.search(queries, k, self._vectors, allowed)
             hits: Hits = self._vectors.search(queries, k, allowed=allowed)
             return hits
+
+    def exact_search(
+        self, vectors: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """`search` without the approximate graph: exact inner products over every vector
+        (what a graph's recall is measured against)."""
+        with self._mutex:
+            self._open_store()
+            queries = as_matrix(vectors, self.spec.dim)
+            self._sync()
+            return self._vectors.search(queries, k, allowed=allowed)
 
     def keyword_search(
         self, terms: Sequence[Sequence[str]], k: int, *, allowed: np.ndarray | None = None
     ) -> list[list[tuple[int, float]]]:
         """Per query (a list of analysed terms), up to k (row id, BM25 score) pairs, best first.
 
-        Any term may match (OR); FTS5's BM25 ranks. `allowed` restricts to those row ids.
+        Any term may match (OR), ranked by BM25: the tantivy index when it is current, else
+        SQLite's FTS5 table. `allowed` restricts to those row ids.
         """
         with self._mutex:
             store = self._open_store()
-            return [store.keyword_search(t, k, allowed) for t in terms]
+            engine = self._current_keywords(store)
+            if engine is None:
+                return [store.keyword_search(t, k, allowed) for t in terms]
+            allowed_ids = None if allowed is None else sorted_ids(allowed)
+            return [engine.search(t, k, allowed_ids) for t in terms]
 
     def evidence(self, row_ids: Sequence[int]) -> dict[int, PassageEvidence]:
         """Passage vector and sentence spans/vectors of each chunk (ids not stored are skipped)."""
@@ -194,14 +240,20 @@ class Index:
             with store.write_transaction():
                 store.replace_keywords(zip((r[0] for r in rows), terms))
                 store.set_keyword_analyzer(analyzer_id)
+            self._rebuild_keywords(store)
             return len(rows)
 
     def set_keyword_analyzer(self, analyzer_id: str) -> None:
         """Record the analyzer of an index whose chunks all carry terms from it."""
         with self._mutex, self._holding_lock():
             store = self._open_store()
+            generation, before = store.generation(), store.keyword_analyzer()
             with store.write_transaction():
                 store.set_keyword_analyzer(analyzer_id)
+            engine = self._keywords_for_write()
+            if engine is not None and engine.current(generation, before):
+                engine.apply(np.empty(0, np.int64), (), generation, analyzer_id)
+            self._schedule_upkeep()
 
     def chunks(self, row_ids: Sequence[int]) -> list[StoredChunk]:
         """The chunks with these row ids, in the given order.
@@ -260,7 +312,21 @@ class Index:
                 "size_bytes": _directory_size(self.path),
                 "created_at": created_at,
                 "updated_at": updated_at,
+                "search": self._search_info(store),
             }
+
+    def _search_info(self, store: Store) -> dict[str, Any]:
+        """How searches run now: exact or approximate vectors, tantivy or FTS5 keywords."""
+        self._sync()
+        graph = self._graph if self._ann_options.wanted(len(self._vectors)) else None
+        engine = self._current_keywords(store)
+        return {
+            "vectors": "approximate" if graph is not None else "exact",
+            "graph_vectors": len(graph.graph) if graph is not None else 0,
+            "graph_pending": graph.pending if graph is not None else 0,
+            "keywords": "tantivy" if engine is not None else "fts5",
+            "upkeep": self._upkeep.busy(),
+        }
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -288,6 +354,9 @@ class Index:
         store = self._open_store()
         self._sync()  # another process may have written since we loaded the vectors
         atomic.remove_stale_temp_files(self.path)
+        ann.remove_unreferenced(self.path)  # graphs replaced, or left by a killed writer
+        keywords.remove_unreferenced(self.path)
+        before = store.generation()
         with store.write_transaction():
             outcome = store.apply_write(prepared, removal_ids, manifest.now_iso(), self.spec.dim)
             crashpoints.reached("before_commit")
@@ -295,6 +364,7 @@ class Index:
             return outcome.result
         crashpoints.reached("after_commit")
         self._apply_to_vectors(outcome, store.generation())
+        self._apply_to_keywords(store, outcome, before)
         try:
             self._persist()
         except OSError as exc:
@@ -309,10 +379,36 @@ class Index:
         try:
             self._vectors.remove(outcome.removed_row_ids)
             self._vectors.add(outcome.added_row_ids, outcome.added_vectors)
+            if self._graph is not None:
+                self._graph.apply(
+                    outcome.removed_row_ids, outcome.added_row_ids, outcome.added_vectors
+                )
         except BaseException:
             self._generation = -1  # memory no longer matches any generation: reload next time
             raise
         self._generation = generation
+        self._schedule_upkeep()
+
+    def _apply_to_keywords(self, store: Store, outcome: WriteOutcome, before: int) -> None:
+        """Follow a committed write in the keyword index, if it was current before it (else
+        it is caught up in the background; FTS5 answers meanwhile)."""
+        engine = self._keywords_for_write()
+        analyzer = store.keyword_analyzer()
+        if engine is None or not engine.current(before, analyzer):
+            self._schedule_upkeep()
+            return
+        added = [
+            (int(row), terms)
+            for row, terms in zip(outcome.added_row_ids, outcome.added_terms)
+            if terms is not None
+        ]
+        try:
+            engine.apply(outcome.removed_row_ids, added, store.generation(), analyzer)
+        except Exception as exc:  # committed in SQLite: FTS5 serves until it is caught up
+            logger.error("cannot update the keyword index of %s (%s)", self.path, exc)
+            self._schedule_upkeep()
+            return
+        crashpoints.reached("keywords_applied")
 
     def _prepare(
         self, upserts: list[DocumentRecord], removal_ids: set[str]
@@ -384,6 +480,7 @@ class Index:
                 vectors = FaissFlatIndex.build(self.spec.dim, ids, matrix)
         self._vectors = vectors
         self._generation = generation
+        self._attach_graph()
         return problem is not None
 
     def _vectors_from_file(
@@ -413,6 +510,166 @@ class Index:
         if self._open_store().generation() == self._generation:
             return
         self._load_vectors(_read_manifest(self.path, quiet=True))
+
+    # -- the approximate graph and the keyword index (index.ann, index.keywords) ------------
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Start the background upkeep the index needs now (building the approximate graph,
+        bringing the keyword index up to date) and wait until it is done; False if `timeout`
+        seconds passed first. Searches never need this: they use what is current."""
+        with self._mutex:
+            self._open_store()
+            self._sync()
+            self._schedule_upkeep()
+        return self._upkeep.wait(timeout)
+
+    def _attach_graph(self) -> None:
+        """After the vectors were (re)loaded: pair them with the newest graph (ours in memory,
+        or the one on disk if another process saved a newer one), and queue what is missing."""
+        if not self._ann_options.wanted(len(self._vectors)):
+            self._graph = None
+            return
+        record = ann.read_record(self.path)
+        graph = self._graph.graph if self._graph is not None else None
+        unsaved = graph is not None and self._graph_record is None  # ours, newer than the disk's
+        if (
+            record is not None
+            and record not in (self._graph_record, self._graph_refused)
+            and not unsaved
+        ):
+            try:
+                graph = ann.HnswGraph.load(self.path, record, self.spec.dim)
+                self._graph_record = record
+            except IndexCorruptError as exc:
+                logger.warning("not using the graph of %s (%s); rebuilding it", self.path, exc)
+                self._graph_refused = record
+        if graph is not None:
+            self._graph = ApproximateVectors(graph, self._vectors, self._ann_options)
+        self._schedule_upkeep()
+
+    def _open_keywords(self) -> None:
+        """Open the tantivy keyword index `keywords.json` names (None: FTS5 until built)."""
+        if not keywords.available():
+            return
+        self._keywords = keywords.TantivyKeywords.open(self.path)
+        self._keywords_checked = self._open_store().generation()
+        self._schedule_upkeep()
+
+    def _current_keywords(self, store: Store) -> keywords.TantivyKeywords | None:
+        """The keyword index if it holds exactly SQLite's current state, else None."""
+        engine = self._keywords
+        generation, analyzer = store.generation(), store.keyword_analyzer()
+        if engine is not None and engine.current(generation, analyzer):
+            return engine
+        if self._keywords_checked != generation:  # another process wrote: look again
+            self._keywords_checked = generation
+            engine = self._refresh_keywords()
+            if engine is not None and engine.current(generation, analyzer):
+                return engine
+            self._schedule_upkeep()
+        return None
+
+    def _refresh_keywords(self) -> keywords.TantivyKeywords | None:
+        """See the keyword index's latest commit, reopening it if `keywords.json` moved on."""
+        engine = self._keywords
+        try:
+            if engine is not None and keywords.read_pointer(self.path) == engine.name:
+                engine.reload()
+                return engine
+        except (OSError, ValueError) as exc:
+            logger.info("reopening the keyword index of %s (%s)", self.path, exc)
+        self._keywords = keywords.TantivyKeywords.open(self.path) if keywords.available() else None
+        return self._keywords
+
+    def _keywords_for_write(self) -> keywords.TantivyKeywords | None:
+        """Under write.lock: the keyword index as on disk now (another process may have
+        written or rebuilt it)."""
+        if not keywords.available():
+            return None
+        return self._refresh_keywords()
+
+    def _rebuild_keywords(self, store: Store) -> None:
+        """Under write.lock, after every passage's terms changed: a new keyword index."""
+        if not keywords.available():
+            return
+        generation, analyzer = store.generation(), store.keyword_analyzer()
+        built = keywords.TantivyKeywords.build(
+            self.path, generation, analyzer, store.keyword_rows(), lambda: False
+        )
+        if built is not None:
+            self._keywords = built.publish()
+
+    def _schedule_upkeep(self) -> None:
+        """Queue the background work the index needs: a graph once it is large enough or the
+        changes since the last one pass `rebuild_share`; the keyword index when behind."""
+        options, graph = self._ann_options, self._graph
+        if options.wanted(len(self._vectors)) and (
+            graph is None or graph.stale_share() > options.rebuild_share
+        ):
+            self._upkeep.submit("graph", self._build_graph)
+        store = self._store
+        if store is None:
+            return
+        if store.signatures_pending():
+            self._upkeep.submit("signatures", self._fill_signatures)
+        if not keywords.available():
+            return
+        engine = self._keywords
+        if engine is None or not engine.current(store.generation(), store.keyword_analyzer()):
+            self._upkeep.submit("keywords", self._update_keywords)
+
+    def _build_graph(self) -> None:
+        """Background: build a graph from a snapshot, use it, then save it (write.lock).
+        First looks at the disk: another process may have saved a graph that will do."""
+        with self._mutex:
+            if self._store is None:
+                return
+            self._attach_graph()
+            graph = self._graph
+            if graph is not None and graph.stale_share() <= self._ann_options.rebuild_share:
+                return
+        cancelled = self._upkeep.cancelled
+        graph = ann.build_from_store(self.path, self.spec.dim, self._ann_options, cancelled)
+        if graph is None:
+            return
+        with self._mutex:
+            if self._store is None:
+                return
+            self._graph = ApproximateVectors(graph, self._vectors, self._ann_options)
+            self._graph_record = None
+        record = ann.save_graph(
+            self.path, graph, self._ann_options, self.path / LOCK_NAME, cancelled
+        )
+        with self._mutex:
+            if record is not None and self._graph is not None and self._graph.graph is graph:
+                self._graph_record = record
+
+    def _fill_signatures(self) -> None:
+        """Background: compute the near-duplicate signatures that passages written before
+        them lack, in short transactions under write.lock (a writer waits one batch at most)."""
+        cancelled = self._upkeep.cancelled
+        store = Store.open(self.path)
+        try:
+            while not cancelled():
+                with upkeep.write_lock(self.path / LOCK_NAME, cancelled) as held:
+                    if not held:
+                        return
+                    with store.write_transaction():
+                        if not store.fill_signatures(_SIGNATURE_BATCH):
+                            return
+        finally:
+            store.close()
+
+    def _update_keywords(self) -> None:
+        """Background: bring the keyword index up to date, then use it."""
+        engine = keywords.bring_up_to_date(
+            self.path, self.path / LOCK_NAME, self._upkeep.cancelled
+        )
+        if engine is None:
+            return
+        with self._mutex:
+            if self._store is not None:
+                self._keywords = engine
 
     def _try_persist(self) -> None:
         """Save rebuilt vectors and manifest if no writer is active; otherwise leave it to it."""
@@ -472,13 +729,15 @@ class Index:
         return self._store
 
     def close(self) -> None:
-        """Close the database connection. Idempotent."""
+        """Stop the background upkeep and close the database connection. Idempotent."""
+        self._upkeep.close()  # before the mutex: a finishing task takes it to install its work
         with self._mutex:
             if self._store is not None:
                 self._store.close()
                 self._store = None
             self._vectors = FaissFlatIndex.empty(self.spec.dim)
             self._generation = -1
+            self._graph, self._keywords = None, None
 
     def __enter__(self) -> Self:
         return self
@@ -547,6 +806,8 @@ def _create(path: Path, spec: IndexSpec, lock_timeout: float) -> None:
         atomic.remove_stale_temp_files(path)
         now = manifest.now_iso()
         create_database(path, spec, now)
+        if keywords.available():
+            keywords.TantivyKeywords.create_empty(path, 0, None)
         checksum = FaissFlatIndex.empty(spec.dim).save(path / VECTORS_NAME)
         manifest.write(path, Manifest(spec, 0, 0, 0, checksum, now, now))
         logger.info("created index at %s (%s, dim %d)", path, spec.embedder_id, spec.dim)

@@ -8,13 +8,38 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import IndexMismatchError
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[Sequence[str], ...] = (
+
+def _add_column(table: str, column: str, declaration: str) -> Callable[[sqlite3.Connection], None]:
+    """A step that adds a column unless it is there (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+
+    def step(conn: sqlite3.Connection) -> None:
+        names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in names:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    return step
+
+
+def _signatures(conn: sqlite3.Connection) -> None:
+    """Step 3: the signature column; existing chunks are marked for the background backfill."""
+    _add_column("chunks", "signature", "BLOB")(conn)
+    if conn.execute("SELECT 1 FROM chunks WHERE signature IS NULL LIMIT 1").fetchone():
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('signatures_pending', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        )
+
+
+Step = Sequence[str] | Callable[[sqlite3.Connection], None]
+"""SQL statements, or a function of the connection, run in the step's transaction."""
+
+MIGRATIONS: tuple[Step, ...] = (
     # 1: the initial schema.
     (
         """CREATE TABLE meta (
@@ -71,6 +96,10 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
             DELETE FROM keywords WHERE rowid = old.id;
         END""",
     ),
+    # 3: near-duplicate signatures (index.signatures: MinHash of the chunk's word trigrams),
+    # computed when a chunk is written. Chunks written before have NULL until the background
+    # upkeep fills them in (meta 'signatures_pending'); searches compare those by their text.
+    _signatures,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -107,8 +136,12 @@ def _apply_step(conn: sqlite3.Connection, version: int) -> None:
     logger.info("migrating index schema to version %d", version)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in MIGRATIONS[version - 1]:
-            conn.execute(statement)
+        step = MIGRATIONS[version - 1]
+        if callable(step):
+            step(conn)
+        else:
+            for statement in step:
+                conn.execute(statement)
         conn.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

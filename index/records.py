@@ -67,6 +67,8 @@ class StoredChunk:
     date_source: str | None = None
     """"inferred" when the date was read from the text (see `rag.ingest.dates`); None when it
     came from the document's metadata (or there is no date)."""
+    signature: bytes | None = field(default=None, repr=False, compare=False)
+    """Near-duplicate signature of the text (`index.signatures`); None when not stored."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, migrations
+from . import atomic, migrations, signatures
 from .errors import IndexCorruptError, IndexUsageError
 from .manifest import FORMAT_VERSION, IndexSpec
 from .records import DocumentRecord, PassageEvidence, StoredChunk, WriteResult
@@ -35,7 +35,7 @@ _HAS_DATE = "d.date GLOB '[0-9][0-9][0-9][0-9]*'"
 _CHUNK_COLUMNS = (
     'c.chunk_id, c.doc_id, c.ordinal, c.start, c."end", c.page, c.text, '
     "d.source, d.title, d.date, d.language, d.url, c.id, "
-    "json_extract(d.metadata_json, '$.date_source')"
+    "json_extract(d.metadata_json, '$.date_source'), c.signature"
 )
 
 
@@ -56,6 +56,8 @@ class WriteOutcome:
     removed_row_ids: np.ndarray
     added_row_ids: np.ndarray
     added_vectors: np.ndarray
+    added_terms: tuple[str | None, ...] = ()
+    """Keyword terms (space-separated) of each added row, in `added_row_ids` order."""
 
     @property
     def changed(self) -> bool:
@@ -322,6 +324,7 @@ class Store:
         """
         removed_ids: list[int] = []
         added_ids: list[int] = []
+        added_terms: list[str | None] = []
         added_vectors: list[np.ndarray] = []
         counts = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0}
         for doc_id in removals:
@@ -342,7 +345,9 @@ class Store:
                 counts["updated"] += 1
             else:
                 counts["added"] += 1
-            added_ids.extend(self._insert_document(prepared, now))
+            for row_id, terms in self._insert_document(prepared, now):
+                added_ids.append(row_id)
+                added_terms.append(terms)
             added_vectors.append(prepared.vectors)
         result = WriteResult(**counts, chunks_added=len(added_ids), chunks_removed=len(removed_ids))
         vectors = np.concatenate(added_vectors) if added_vectors else np.empty((0, dim), np.float32)
@@ -351,6 +356,7 @@ class Store:
             removed_row_ids=np.asarray(removed_ids, dtype=np.int64),
             added_row_ids=np.asarray(added_ids, dtype=np.int64),
             added_vectors=vectors,
+            added_terms=tuple(added_terms),
         )
         if outcome.changed:
             self._bump_generation()
@@ -364,7 +370,10 @@ class Store:
         cursor = self._conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return row_ids if cursor.rowcount else None
 
-    def _insert_document(self, prepared: PreparedDocument, now: str) -> list[int]:
+    def _insert_document(
+        self, prepared: PreparedDocument, now: str
+    ) -> list[tuple[int, str | None]]:
+        """Insert the document and its chunks; (row id, keyword terms text) of each chunk."""
         doc = prepared.record
         self._conn.execute(
             "INSERT INTO documents(doc_id, source, title, date, language, url, content_hash, "
@@ -374,14 +383,15 @@ class Store:
                 doc.content_hash, doc.text, prepared.metadata_json, now,
             ),
         )  # fmt: skip
-        row_ids: list[int] = []
+        rows: list[tuple[int, str | None]] = []
         for chunk, vector in zip(doc.chunks, prepared.vectors):
             try:
                 cursor = self._conn.execute(
-                    'INSERT INTO chunks(chunk_id, doc_id, ordinal, start, "end", page, text) '
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    'INSERT INTO chunks(chunk_id, doc_id, ordinal, start, "end", page, text, '
+                    "signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (chunk.chunk_id, doc.doc_id, int(chunk.ordinal), int(chunk.start),
-                     int(chunk.end), None if chunk.page is None else int(chunk.page), chunk.text),
+                     int(chunk.end), None if chunk.page is None else int(chunk.page), chunk.text,
+                     signatures.signature(chunk.text)),
                 )  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 raise self._chunk_conflict(chunk.chunk_id, doc.doc_id) from exc
@@ -391,13 +401,13 @@ class Store:
                 (row_id, vector.astype("<f4", copy=False).tobytes()),
             )
             self._insert_sentences(row_id, chunk)
-            if chunk.terms is not None:
+            terms = None if chunk.terms is None else _terms_text(chunk.terms)
+            if terms is not None:
                 self._conn.execute(
-                    "INSERT INTO keywords(rowid, terms) VALUES (?, ?)",
-                    (row_id, _terms_text(chunk.terms)),
+                    "INSERT INTO keywords(rowid, terms) VALUES (?, ?)", (row_id, terms)
                 )
-            row_ids.append(row_id)
-        return row_ids
+            rows.append((row_id, terms))
+        return rows
 
     def _insert_sentences(self, row_id: int, chunk: Any) -> None:
         vectors = chunk.sentence_vectors
@@ -454,6 +464,26 @@ class Store:
             f"{owner!r}; chunk ids must be unique across the index (derive them from the doc id)"
         )
 
+    # -- near-duplicate signatures -------------------------------------------------------------
+
+    def signatures_pending(self) -> bool:
+        """True if chunks written before signatures existed still lack theirs."""
+        return self._meta("signatures_pending") is not None
+
+    def fill_signatures(self, limit: int) -> int:
+        """Inside the caller's write transaction: compute the signatures of up to `limit`
+        chunks that lack one; 0 when none is left (and the pending mark is cleared)."""
+        rows = self._conn.execute(
+            "SELECT id, text FROM chunks WHERE signature IS NULL LIMIT ?", (int(limit),)
+        ).fetchall()
+        self._conn.executemany(
+            "UPDATE chunks SET signature = ? WHERE id = ?",
+            [(signatures.signature(text), row_id) for row_id, text in rows],
+        )
+        if not rows:
+            self._conn.execute("DELETE FROM meta WHERE key = 'signatures_pending'")
+        return len(rows)
+
     # -- keywords -----------------------------------------------------------------------------
 
     def keyword_analyzer(self) -> str | None:
@@ -482,10 +512,25 @@ class Store:
             ((int(row), _terms_text(t)) for row, t in terms),
         )
 
+    def keyword_row_ids(self) -> np.ndarray:
+        """Row ids (int64, ascending) of every chunk with keyword terms."""
+        rows = self._conn.execute("SELECT rowid FROM keywords ORDER BY rowid").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def keyword_rows(self, after: int = 0) -> Iterator[tuple[int, str]]:
+        """(row id, terms text) of the chunks with keyword terms and a row id above `after`,
+        ascending (what the tantivy keyword index is built from)."""
+        cursor = self._conn.execute(
+            "SELECT rowid, terms FROM keywords WHERE rowid > ? ORDER BY rowid", (int(after),)
+        )
+        while rows := cursor.fetchmany(_FETCH_BATCH):
+            yield from ((int(r), str(t)) for r, t in rows)
+
     def keyword_search(
         self, terms: Sequence[str], k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """Up to k (row id, BM25 score) pairs for chunks holding any of `terms`, best first."""
+        """Up to k (row id, BM25 score) pairs for chunks holding any of `terms`, best first
+        (SQLite FTS5: exact, but slow on large indexes; `index.keywords` is the fast path)."""
         query = " OR ".join(f'"{t}"' for t in dict.fromkeys(_clean_term(t) for t in terms) if t)
         if not query:
             return []

@@ -6,8 +6,9 @@ FAISS file is a derived artifact, rebuilt from SQLite whenever it does not match
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -41,7 +42,8 @@ class VectorIndex(Protocol):
 def as_matrix(vectors: np.ndarray, dim: int, what: str = "query vector") -> np.ndarray:
     """`vectors` as a C-contiguous float32 (n, dim) matrix; accepts one vector of shape (dim,).
 
-    Raises IndexMismatchError naming both dimensions, IndexUsageError on other bad shapes or NaN/inf.
+    Raises IndexMismatchError naming both dimensions, IndexUsageError on other bad shapes or
+    NaN/inf.
     """
     arr = np.asarray(vectors)
     if arr.ndim == 1:
@@ -75,6 +77,58 @@ def as_ids(ids: np.ndarray | list[int] | tuple[int, ...]) -> np.ndarray:
             f"ids must be a 1-d array of integers, got shape {arr.shape} {arr.dtype}"
         )
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+@contextlib.contextmanager
+def threads_for(n_queries: int) -> Iterator[None]:
+    """Run one query's FAISS search on this thread alone. FAISS opens an OpenMP team even for
+    one query (e.g. to map ids); starting it costs more than it saves, and on a busy machine
+    waiting for the team's second thread costs milliseconds. Batches keep every thread.
+    (OpenMP's thread count is per calling thread: other threads are not affected.)"""
+    if n_queries > 1:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def sorted_ids(ids: np.ndarray | list[int] | tuple[int, ...]) -> np.ndarray:
+    """`ids` as ascending unique int64 (a filter's row ids usually come so: checked, not
+    sorted again)."""
+    arr = as_ids(ids)
+    if len(arr) < 2 or bool(np.all(arr[1:] > arr[:-1])):
+        return arr
+    return np.unique(arr)
+
+
+class IdFilter:
+    """A FAISS ID selector for a set of ids: a bitmap indexed by id (one bit per id up to the
+    largest), so building it is one numpy pass and a membership test is one bit lookup,
+    however many ids are allowed."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = sorted_ids(ids)
+        if len(self.ids) and self.ids[0] < 0:
+            raise IndexUsageError(f"row ids are not negative, got {int(self.ids[0])}")
+        size = int(self.ids[-1]) + 1 if len(self.ids) else 0
+        bits = np.zeros(max(size, 1), dtype=bool)
+        bits[self.ids] = True
+        self._bytes = np.packbits(bits, bitorder="little")  # kept alive: FAISS reads it
+        # (IDSelectorBitmap takes the bitmap's length in bytes.)
+        self.selector = faiss.IDSelectorBitmap(len(self._bytes), faiss.swig_ptr(self._bytes))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def check_k(k: object) -> None:
+    """IndexUsageError unless `k` is a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise IndexUsageError(f"k must be a positive integer, got {k!r}")
 
 
 class FaissFlatIndex:
@@ -148,27 +202,39 @@ class FaissFlatIndex:
             return 0
         return int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
 
-    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> Hits:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | IdFilter | None = None
+    ) -> Hits:
         matrix = as_matrix(queries, self._dim)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise IndexUsageError(f"k must be a positive integer, got {k!r}")
+        check_k(k)
         limit = len(self)
         params = None
         if allowed is not None:
-            allowed_ids = np.unique(as_ids(allowed))
-            limit = min(limit, len(allowed_ids))
+            only = allowed if isinstance(allowed, IdFilter) else IdFilter(allowed)
+            limit = min(limit, len(only))
             # Filter inside the search so k hits come back whenever k allowed ids exist.
-            selector = faiss.IDSelectorBatch(allowed_ids)
             params = faiss.SearchParameters()
-            params.sel = selector
+            params.sel = only.selector
         k_eff = min(int(k), limit)
         if k_eff == 0:
             return [[] for _ in range(len(matrix))]
-        scores, ids = self._index.search(matrix, k_eff, params=params)
+        with threads_for(len(matrix)):
+            scores, ids = self._index.search(matrix, k_eff, params=params)
         return [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i != -1]
             for row_ids, row_scores in zip(ids, scores)
         ]
+
+    def ids(self) -> np.ndarray:
+        """Every stored id, ascending (int64)."""
+        return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False))
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids` (all must be present), float32 (len(ids), dim)."""
+        id_arr = as_ids(ids)
+        if len(id_arr) == 0:
+            return np.empty((0, self._dim), dtype=np.float32)
+        return np.asarray(self._index.reconstruct_batch(id_arr), dtype=np.float32)
 
     def save(self, path: Path, before_replace: Callable[[], None] | None = None) -> str:
         """Atomically write the FAISS file; return its sha256 (for the manifest)."""

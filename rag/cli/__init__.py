@@ -87,10 +87,16 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False))
 
 
-def _engine(index_dir: Path | None) -> Engine:
+def _engine(index_dir: Path | None, index_settings: dict[str, Any] | None = None) -> Engine:
+    """The Engine of `--index`; `index_settings` override the settings' index section
+    (`--backend`, `--url`)."""
     from rag.engine import Engine
 
-    return Engine.open(index_dir)
+    if not index_settings:
+        return Engine.open(index_dir)
+    from rag.settings import load_settings
+
+    return Engine.open(index_dir, load_settings(index=index_settings))
 
 
 def progress_bar() -> Callable[[str, int, int], None]:
@@ -150,7 +156,7 @@ def main(verbose: int) -> None:
 
 
 # The command modules import the helpers above, so they come last.
-from rag.cli import ask, evaluate, export, index, mcp, models, search, timeline, verify
+from rag.cli import ask, evaluate, export, index, mcp, migrate, models, search, timeline, verify
 
 for _command in (
     index.index_cmd,
@@ -164,6 +170,7 @@ for _command in (
     evaluate.eval_answers_cmd,
     export.export_cmd,
     verify.verify_cmd,
+    migrate.migrate_cmd,
     mcp.mcp_cmd,
 ):
     main.add_command(_command)

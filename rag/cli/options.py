@@ -28,6 +28,43 @@ def index_dir_option(help: str = INDEX_HELP) -> Callable[[F], F]:
 index_option = index_dir_option()
 """`--index DIR` (env RAG_INDEX_DIR) as the `index_dir` parameter."""
 
+_BACKEND_OPTIONS = (
+    click.option(
+        "--backend",
+        type=click.Choice(["local", "qdrant"]),
+        help="Index backend (default: settings index.backend, env RAG_INDEX__BACKEND).",
+    ),
+    click.option(
+        "--url",
+        help="qdrant backend: qdrant://HOST:PORT[/COLLECTION], :memory:, edge:PATH or a "
+        "directory (env RAG_INDEX__URL); implies --backend qdrant.",
+    ),
+)
+
+
+def backend_options(command: F) -> F:
+    """--backend and --url, handed to `command` as `index_settings`: overrides of the
+    settings' `index` section (empty when neither is given)."""
+
+    @functools.wraps(command)
+    def with_backend(*args: Any, backend: str | None, url: str | None, **kwargs: Any) -> Any:
+        overrides: dict[str, str] = {}
+        if backend is not None or url is not None:
+            overrides["backend"] = backend or "qdrant"
+        if url is not None:
+            if overrides["backend"] != "qdrant":
+                raise click.UsageError(
+                    "--url names a Qdrant location; use it with --backend qdrant"
+                )
+            overrides["url"] = url
+        return command(*args, index_settings=overrides, **kwargs)
+
+    decorated: Any = with_backend
+    for option in reversed(_BACKEND_OPTIONS):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="JSON output (see README for the shape)."
 )

@@ -219,9 +219,10 @@ class Retriever:
             cands = reranked + cands[len(head) :]
         if plan.dedupe and cands:
             head = cands[:want]
-            cands = collapse(
-                head, reads.texts([c.row_id for c in head]), self.settings.duplicate_overlap
-            )
+            ids = [c.row_id for c in head]
+            rows = reads.chunks(ids)
+            stored = {r: rows[r].signature for r in ids if r in rows}
+            cands = collapse(head, reads.texts(ids), self.settings.duplicate_overlap, stored)
         return cands[:k]
 
     def _hits(self, found: list[Candidate], reads: _Reads, with_evidence: bool) -> list[Hit]:

@@ -26,3 +26,47 @@ class TestLocalIndex(IndexConformance):
         yield _open
         for ix in opened:
             ix.close()
+
+
+class TestQdrantIndex(IndexConformance):
+    """qdrant-client's local mode on disk (what haystack's Qdrant store is tested on): the
+    same collection layout, filters and queries a Qdrant server runs."""
+
+    @pytest.fixture
+    def backend(self, tmp_path: Path, spec: IndexSpec) -> Iterator[Open]:
+        from index.qdrant import QdrantIndex
+
+        opened: list[QdrantIndex] = []
+
+        def _open() -> QdrantIndex:
+            for ix in opened:
+                ix.close()  # local mode: one client per directory at a time
+            ix = QdrantIndex.open(tmp_path / "qdrant", spec, create=True)
+            opened.append(ix)
+            return ix
+
+        yield _open
+        for ix in opened:
+            ix.close()
+
+
+class TestQdrantEdgeIndex(IndexConformance):
+    """qdrant-edge: Qdrant's own engine (segments, payload indexes, IDF) in-process, behind
+    the same backend through a thin store adapter."""
+
+    @pytest.fixture
+    def backend(self, tmp_path: Path, spec: IndexSpec) -> Iterator[Open]:
+        from index.qdrant import QdrantIndex
+
+        opened: list[QdrantIndex] = []
+
+        def _open() -> QdrantIndex:
+            for ix in opened:
+                ix.close()  # one process, one open shard
+            ix = QdrantIndex.open(f"edge:{tmp_path / 'edge'}", spec, create=True)
+            opened.append(ix)
+            return ix
+
+        yield _open
+        for ix in opened:
+            ix.close()

@@ -95,11 +95,15 @@ def copy(built: tuple[Path, bytes], tmp_path: Path) -> Path:
 
 
 def files(path: Path) -> dict[str, tuple[str, int]]:
-    """Every file of the directory but the lock: name -> (sha256, mtime in ns)."""
+    """Every file of the directory (and of the keyword index's folder) but the lock:
+    relative name -> (sha256, mtime in ns)."""
     return {
-        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted(path.iterdir())
-        if p.name != "write.lock"
+        p.relative_to(path).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != "write.lock"
     }
 
 
