@@ -16,8 +16,12 @@ a write in progress is not mistaken for damage. It checks:
 `repair` fixes what can be derived, under the write lock: migrations, orphaned rows, vectors
 that `vectors.faiss` still holds, keyword terms (with the caller's analyzer) in one SQLite
 transaction; then `vectors.faiss` and `manifest.json` are replaced atomically, manifest last;
-then it checks again. Damage to the data itself (a corrupted SQLite page, a passage whose text
-no longer matches its document) is reported with what to do instead: restore or re-index.
+then it checks again. A corrupted SQLite page is salvaged first (`index.salvage`): every row
+SQLite can still read goes into a new `chunks.sqlite`, swapped in atomically, with the damaged
+file kept beside it; documents that lost part of themselves are left out whole and listed, with
+the `rag index` command that adds them again. Damage nothing can be salvaged from (the first
+page of the database, a passage whose text no longer matches its document) is reported with
+what to do instead: restore a backup or re-index.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import re
 import shlex
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +42,11 @@ import faiss
 import filelock
 import numpy as np
 
-from . import atomic, manifest, migrations
+from . import ann, atomic, keywords, manifest, migrations, salvage
 from .directory import _NORM_TOLERANCE, LOCK_NAME, Index, _holding
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexUsageError
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, VECTORS_NAME, IndexSpec, Manifest
+from .salvage import BackupVectors, Salvage
 from .store import DB_NAME, Store, connect
 from .vectors import FaissFlatIndex
 
@@ -106,6 +111,8 @@ class VerifyReport:
     problems: tuple[Problem, ...]
     repaired: tuple[str, ...] = ()
     """What `repair` changed, one sentence each (empty for `verify`)."""
+    salvage: Salvage | None = None
+    """What `repair` kept and lost when it salvaged a damaged `chunks.sqlite` (else None)."""
 
     @property
     def ok(self) -> bool:
@@ -118,6 +125,7 @@ class VerifyReport:
             "ok": self.ok,
             "problems": [p.to_json() for p in self.problems],
             "repaired": list(self.repaired),
+            "salvage": None if self.salvage is None else self.salvage.to_json(),
         }
 
 
@@ -143,17 +151,23 @@ def repair(
 ) -> VerifyReport:
     """Fix what can be derived from `chunks.sqlite`, then check again; returns what is left.
 
-    `analyzer_id` and `analyze` (as for `Index.reanalyze_keywords`) make missing keyword terms
-    again; without them such a problem stays. Problems `verify` marks not repairable are left
-    untouched, and a damaged store or a newer format stops every other repair.
+    A damaged `chunks.sqlite` is salvaged first (see `index.salvage`; the report's `salvage`
+    says what was kept and lost). `analyzer_id` and `analyze` (as for
+    `Index.reanalyze_keywords`) make missing keyword terms again; without them such a problem
+    stays. Problems `verify` marks not repairable are left untouched, and a store that cannot
+    be salvaged or a newer format stops every other repair.
     """
     if (analyzer_id is None) != (analyze is None):
         raise IndexUsageError("repair() needs both analyzer_id and analyze, or neither")
     directory = _index_directory(path)
     done: list[str] = []
+    salvaged: Salvage | None = None
     with _holding(filelock.FileLock(str(directory / LOCK_NAME)), directory, lock_timeout):
         atomic.remove_stale_temp_files(directory)
         found = _inspect(directory)
+        if found.salvageable:
+            salvaged = _salvage(directory, done)
+            found = _inspect(directory)
         if found.schema_outdated:
             done.append(_migrate(directory))
             found = _inspect(directory)
@@ -162,7 +176,7 @@ def repair(
         found = _inspect(directory)
     for action in done:
         logger.info("%s: %s", directory, action)
-    return found.report(done)
+    return found.report(done, salvaged)
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -176,6 +190,8 @@ class _Inspection:
     problems: list[Problem] = field(default_factory=list)
     content_checked: bool = False
     """The store was readable and current, so every check ran."""
+    salvageable: bool = False
+    """SQLite's integrity check failed, but rows can still be read: `repair` salvages them."""
     schema_outdated: bool = False
     restorable: dict[int, np.ndarray] = field(default_factory=dict)
     """Vectors missing or malformed in SQLite that `vectors.faiss` holds: row id -> vector."""
@@ -186,9 +202,9 @@ class _Inspection:
     def has(self, *kinds: str) -> bool:
         return any(p.kind in kinds for p in self.problems)
 
-    def report(self, repaired: Sequence[str] = ()) -> VerifyReport:
+    def report(self, repaired: Sequence[str] = (), salvaged: Salvage | None = None) -> VerifyReport:
         problems = sorted(self.problems, key=lambda p: KINDS.index(p.kind))
-        return VerifyReport(self.directory, tuple(problems), tuple(repaired))
+        return VerifyReport(self.directory, tuple(problems), tuple(repaired), salvaged)
 
 
 @dataclass(frozen=True)
@@ -234,13 +250,15 @@ def _inspect_store(found: _Inspection, conn: sqlite3.Connection) -> None:
     directory = found.directory
     damage = _integrity_errors(conn)
     if damage:
+        blocker = salvage.salvage_blocker(conn)
+        found.salvageable = blocker is None
         found.add(
             SQLITE_DAMAGED,
             f"{directory / DB_NAME} is damaged: SQLite's integrity check reports "
             + "; ".join(damage[:_SHOWN])
             + (f" (and {len(damage) - _SHOWN} more)" if len(damage) > _SHOWN else ""),
-            _lost_store_fix(directory, conn),
-            False,
+            _SALVAGE if blocker is None else _lost_store_fix(directory, conn, blocker),
+            blocker is None,
         )
         return
     conn.execute("BEGIN")  # every check sees one snapshot
@@ -746,7 +764,18 @@ def _reindex_fix(directory: Path, conn: sqlite3.Connection, row_ids: Sequence[in
     return f"`rag remove {remove} --index {index}`, then `rag index {again} --index {index}`"
 
 
-def _lost_store_fix(directory: Path, conn: sqlite3.Connection | None) -> str:
+_SALVAGE = (
+    f"salvage it: copy every row SQLite can still read into a new {DB_NAME} (the damaged file "
+    f"is kept beside it as {DB_NAME}{salvage.DAMAGED_INFIX}TIME), leaving out whole every "
+    f"document that lost a passage, its vector or its sentences; then rebuild {VECTORS_NAME} "
+    f"and {MANIFEST_NAME}. The documents left out are listed with the `rag index` command that "
+    f"adds them again from their sources (the others are found unchanged)"
+)
+
+
+def _lost_store_fix(
+    directory: Path, conn: sqlite3.Connection | None, why: str | None = None
+) -> str:
     """Why a damaged store cannot be repaired here, and what to do instead."""
     sources: list[str] = []
     if conn is not None:
@@ -758,12 +787,13 @@ def _lost_store_fix(directory: Path, conn: sqlite3.Connection | None) -> str:
         shown = ", ".join(sources[:5]) + (", ..." if len(sources) > 5 else "")
         named = f" (what is still readable names {len(sources)} source(s): {shown})"
     new = shlex.quote(str(directory.with_name(directory.name + "-new")))
+    reason = f"{why}, so not a row can be salvaged. " if why else ""
     return (
-        f"cannot repair it: {DB_NAME} is the only copy of the documents, passages and vectors; "
-        f"{VECTORS_NAME} and {MANIFEST_NAME} are derived from it, not the other way round. "
-        f"Restore the index directory from a backup, or index the sources again into a new "
-        f"directory: `rag index SOURCES --index {new}`{named}. (The sqlite3 shell's `.recover` "
-        f"can salvage readable rows for inspection, but may silently miss passages.)"
+        f"cannot repair it: {reason}{DB_NAME} is the only copy of the documents, passages and "
+        f"vectors; {VECTORS_NAME} and {MANIFEST_NAME} are derived from it, not the other way "
+        f"round, so repair leaves everything as it is. Restore the index directory from a "
+        f"backup, or index the sources again into a new directory: "
+        f"`rag index SOURCES --index {new}`{named}"
     )
 
 
@@ -783,6 +813,95 @@ def _index_directory(path: str | Path) -> Path:
             f"existing index."
         )
     return directory
+
+
+def _salvage(directory: Path, done: list[str]) -> Salvage:
+    """Salvage the damaged `chunks.sqlite` into a new one and swap it in (the damaged file is
+    kept beside it, with a JSON note of what was lost); the derived files are rebuilt after."""
+    db = directory / DB_NAME
+    recorded = _read_manifest(_Inspection(directory))
+    target = atomic.temp_path_for(db)
+    try:
+        conn = _connect_read_only(db)
+        try:
+            result = salvage.salvage(
+                conn, target, recorded=recorded, backup=_faiss_backup(directory, recorded)
+            )
+        finally:
+            conn.close()
+        aside = salvage.swap_in(directory, target)
+    except BaseException:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        raise
+    result = replace(
+        result,
+        damaged_copy=aside,
+        restore=_restore_command(directory, result) if result.lost else None,
+    )
+    atomic.write_json(aside.with_name(aside.name + ".json"), result.to_json())
+    done.append(
+        f"salvaged {DB_NAME} into a new database: kept {result.documents} document(s) and "
+        f"{result.passages} passage(s)"
+        + (
+            f", lost {len(result.lost_documents) + result.unnamed_documents} document(s) and "
+            f"{result.lost_passages} passage(s)"
+            if result.lost
+            else ", lost nothing"
+        )
+        + (
+            f" ({result.vectors_from_faiss} vector(s) taken from {VECTORS_NAME})"
+            if result.vectors_from_faiss
+            else ""
+        )
+        + f"; the damaged file is kept as {aside.name}"
+    )
+    if not result.row_ids_certain:
+        _forget_graph_and_keywords(directory, done)
+    return result
+
+
+def _faiss_backup(directory: Path, recorded: Manifest | None) -> salvage.Backup:
+    """What `vectors.faiss` holds, for passages whose vector SQLite can no longer read."""
+
+    def read(dim: int) -> BackupVectors | None:
+        file = _read_faiss(_Inspection(directory), dim)
+        if file is None:
+            return None
+        vouched = recorded is not None and recorded.vectors_sha256 == file.sha256
+        return BackupVectors(file.ids, file.vectors, vouched)
+
+    return read
+
+
+def _forget_graph_and_keywords(directory: Path, done: list[str]) -> None:
+    """The AUTOINCREMENT counter was lost, so a row id may be given out again: the approximate
+    graph and the keyword index, which would take it for the old passage, are built anew."""
+    dropped = [
+        name for name in (ann.POINTER_NAME, keywords.POINTER_NAME) if (directory / name).exists()
+    ]
+    for name in dropped:
+        (directory / name).unlink()
+    if not dropped:
+        return
+    atomic.fsync_dir(directory)
+    ann.remove_unreferenced(directory)
+    keywords.remove_unreferenced(directory)
+    done.append(
+        "removed the approximate graph and the keyword index (the row id counter was "
+        "unreadable); opening the index builds them again in the background"
+    )
+
+
+def _restore_command(directory: Path, result: Salvage) -> str:
+    """`rag index` of the lost documents' sources (the documents it finds stored are
+    unchanged and skipped); SOURCES when a lost document's source is unknown."""
+    sources = dict.fromkeys(
+        _JSONL_LINE.sub("", d.source) for d in result.lost_documents if d.source
+    )
+    unknown = result.unnamed_documents or any(d.source is None for d in result.lost_documents)
+    named = [shlex.quote(s) for s in sources] + (["SOURCES"] if unknown or not sources else [])
+    return f"rag index {' '.join(named)} --index {shlex.quote(str(directory))}"
 
 
 def _migrate(directory: Path) -> str:

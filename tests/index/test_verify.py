@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from index import ChunkRecord, DocumentRecord, Index, IndexSpec
+from index import ChunkRecord, DocumentRecord, Index, IndexSpec, keywords
+from index.ann import AnnOptions
 from index.errors import IndexLockedError, IndexNotFoundError
 from index.verify import (
     FAISS_MISSING,
@@ -259,34 +261,87 @@ def test_removed_vector_comes_back_from_the_faiss_file(copy: Path) -> None:
     assert stored.tobytes() == fake_vector(TEXTS["b"][1]).tobytes()
 
 
-def corrupt_sqlite_page(path: Path) -> None:
-    """Overwrite the page holding the passages table with garbage."""
-    db = path / "chunks.sqlite"
+def smash_page(db: Path, page: int) -> None:
+    """Overwrite one page of an SQLite file with garbage (what a bad disk block leaves)."""
     conn = sqlite3.connect(db)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'chunks'").fetchone()
     conn.close()
     with open(db, "r+b") as f:
-        f.seek((root - 1) * page_size)
+        f.seek((page - 1) * page_size)
         f.write(bytes(range(256)) * (page_size // 256))
 
 
-def test_corrupted_sqlite_page_is_reported_and_not_made_worse(copy: Path) -> None:
+def corrupt_sqlite_page(path: Path) -> None:
+    """Overwrite the page holding the passages table with garbage (in the small index the
+    table's only page: every passage is lost)."""
+    conn = sqlite3.connect(path / "chunks.sqlite")
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'chunks'").fetchone()
+    conn.close()
+    smash_page(path / "chunks.sqlite", root)
+
+
+def destroy_header(path: Path) -> None:
+    """Overwrite the first page: SQLite's header and its list of tables."""
+    smash_page(path / "chunks.sqlite", 1)
+
+
+def test_corrupted_sqlite_page_is_reported_and_salvaged(
+    copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     corrupt_sqlite_page(copy)
-    damaged = files(copy)
+    damaged = (copy / "chunks.sqlite").read_bytes()
+    before = files(copy)
     report = verify(copy)
     assert kinds(report) == {SQLITE_DAMAGED}
     (problem,) = report.problems
     assert "chunks.sqlite is damaged" in problem.message
     assert "malformed" in problem.message
-    assert not problem.repairable
-    assert problem.repair.startswith("cannot repair it: chunks.sqlite is the only copy")
+    assert problem.repairable
+    assert problem.repair.startswith("salvage it: copy every row SQLite can still read")
+    assert files(copy) == before
+
+    after = repair(copy, analyzer_id=ANALYZER, analyze=analyze)
+    assert after.ok, after.problems
+    salvage = after.salvage
+    assert salvage is not None
+    # The passages table had one page: every passage is lost, so is every document (whole).
+    assert (salvage.documents, salvage.passages, salvage.lost_passages) == (0, 0, 6)
+    assert [(d.doc_id, d.title, d.source) for d in salvage.lost_documents] == [
+        (d, f"Title {d}", f"archive/{d}.txt") for d in "abc"
+    ]
+    assert salvage.restore == (
+        f"rag index archive/a.txt archive/b.txt archive/c.txt --index {copy}"
+    )
+    assert salvage.damaged_copy is not None and salvage.damaged_copy.parent == copy
+    assert salvage.damaged_copy.read_bytes() == damaged  # kept as it was
+    note = json.loads(
+        salvage.damaged_copy.with_name(salvage.damaged_copy.name + ".json").read_text()
+    )
+    assert note == salvage.to_json()
+    assert verify(copy).ok
+
+    with Index.open(copy) as ix:  # what the restore command does
+        assert ix.info()["counts"] == {"documents": 0, "chunks": 0}
+        result = ix.write([article(d) for d in "abc"])
+        assert (result.added, result.unchanged, result.chunks_added) == (3, 0, 6)
+    assert_healthy(copy, caplog)
+
+
+def test_unreadable_header_is_reported_and_nothing_changes(copy: Path) -> None:
+    destroy_header(copy)
+    damaged = files(copy)
+    (problem,) = verify(copy).problems
+    assert problem.kind == SQLITE_DAMAGED and not problem.repairable
+    assert problem.repair.startswith(
+        "cannot repair it: SQLite cannot read even its first page, which lists the tables"
+    )
+    assert "so not a row can be salvaged" in problem.repair
     assert "from a backup" in problem.repair
     assert f"`rag index SOURCES --index {copy}-new`" in problem.repair
 
     after = repair(copy, analyzer_id=ANALYZER, analyze=analyze)
-    assert kinds(after) == {SQLITE_DAMAGED} and after.repaired == ()
-    assert files(copy) == damaged  # nothing rebuilt from a store that cannot be trusted
+    assert kinds(after) == {SQLITE_DAMAGED} and after.repaired == () and after.salvage is None
+    assert files(copy) == damaged  # nothing rebuilt from a store that cannot be read, nothing lost
 
 
 # -- the other checks -------------------------------------------------------------------------
@@ -440,7 +495,342 @@ def test_cli_exit_codes_and_output(copy: Path) -> None:
 
 
 def test_cli_unrepairable_damage_exits_1(copy: Path) -> None:
-    corrupt_sqlite_page(copy)
+    destroy_header(copy)
     result = CliRunner().invoke(main, ["verify", "--index", str(copy), "--repair"])
     assert result.exit_code == 1
     assert "[sqlite_damaged]" in result.output and "to do: cannot repair it" in result.output
+
+
+def test_cli_salvage_lists_what_was_lost_and_how_to_restore_it(copy: Path) -> None:
+    corrupt_sqlite_page(copy)
+    runner = CliRunner()
+    found = runner.invoke(main, ["verify", "--index", str(copy)])
+    assert found.exit_code == 1 and "--repair: salvage it" in found.output
+
+    fixed = runner.invoke(main, ["verify", "--index", str(copy), "--repair"])
+    assert fixed.exit_code == 0, fixed.output
+    assert (
+        "repaired: salvaged chunks.sqlite into a new database: kept 0 document(s) and 0 "
+        "passage(s), lost 3 document(s) and 6 passage(s); the damaged file is kept as "
+        "chunks.sqlite.damaged-" in fixed.output
+    )
+    assert "lost: 3 document(s), 6 passage(s):\n  a 'Title a' (archive/a.txt)\n" in fixed.output
+    assert (
+        f"\n  rag index archive/a.txt archive/b.txt archive/c.txt --index {copy}\n" in fixed.output
+    )
+    assert fixed.output.strip().endswith(f"{copy}: clean")
+
+    data = json.loads(runner.invoke(main, ["verify", "--index", str(copy), "--json"]).output)
+    assert data == {"path": str(copy), "ok": True, "problems": [], "repaired": [], "salvage": None}
+
+
+def test_json_report_of_a_salvage(copy: Path) -> None:
+    corrupt_sqlite_page(copy)
+    result = CliRunner().invoke(main, ["verify", "--index", str(copy), "--repair", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["ok"] is True and data["problems"] == []
+    salvage = data["salvage"]
+    assert salvage["damaged_copy"].startswith(f"{copy}/chunks.sqlite.damaged-")
+    assert salvage["kept"] == {"documents": 0, "passages": 0}
+    assert salvage["lost"]["passages"] == 6 and salvage["lost"]["unnamed_documents"] == 0
+    assert salvage["lost"]["documents"][1] == {
+        "doc_id": "b",
+        "title": "Title b",
+        "source": "archive/b.txt",
+    }
+    assert salvage["vectors_from_faiss"] == 0
+    assert salvage["unreadable"] == [{"table": "chunks", "first": None, "last": None}]
+    assert salvage["restore"].endswith(f"--index {copy}")
+
+
+# -- salvaging a larger index, page by page ---------------------------------------------------
+
+WORDS = "Bahn Stadtrat Seilbahn Streik Montag Torwart Kiel Arminia Sylt Züge fahren bauen".split()
+N_DOCS, N_PASSAGES = 30, 4
+
+
+def long_passage(i: int, j: int) -> str:
+    words = [WORDS[(i * 7 + j * 3 + k) % len(WORDS)] for k in range(80)]
+    return f"Artikel{i} Absatz{j}: " + " ".join(words) + "."
+
+
+def long_article(i: int) -> DocumentRecord:
+    """A document of four long passages, each with three sentences and keyword terms: enough
+    rows for every table to span several pages."""
+    texts = [long_passage(i, j) for j in range(N_PASSAGES)]
+    doc = make_doc(f"doc{i:02d}", texts, source=f"archive/doc{i:02d}.txt")
+    chunks = []
+    for c in doc.chunks:
+        third = (c.end - c.start) // 3
+        cuts = [c.start, c.start + third, c.start + 2 * third, c.end]
+        chunks.append(
+            ChunkRecord(
+                chunk_id=c.chunk_id,
+                ordinal=c.ordinal,
+                start=c.start,
+                end=c.end,
+                text=c.text,
+                vector=c.vector,
+                terms=terms(c.text),
+                sentences=tuple(zip(cuts, cuts[1:])),
+                sentence_vectors=np.stack([fake_vector(f"s{n}:{c.text}") for n in range(3)]),
+            )
+        )
+    return DocumentRecord(**{**doc.__dict__, "chunks": tuple(chunks)})
+
+
+GRAPH = AnnOptions(threshold=10, ef_search=64, m=16)
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean index of 30 documents (120 passages), written in three writes, with its
+    approximate graph and keyword index built."""
+    path = tmp_path_factory.mktemp("salvage") / "idx"
+    with Index.open(path, IndexSpec(embedder_id="fake-hash-16", dim=16), create=True) as ix:
+        for start in range(0, N_DOCS, 10):
+            ix.write([long_article(i) for i in range(start, start + 10)])
+        ix.set_keyword_analyzer(ANALYZER)
+    with Index.open(path, ann=GRAPH) as ix:
+        assert ix.settle(timeout=60)
+    assert (path / "ann.json").exists()
+    return path
+
+
+@pytest.fixture
+def large_copy(large: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "large"
+    shutil.copytree(large, target)
+    return target
+
+
+def read_page(db: Path, page: int) -> tuple[bytes, int]:
+    """One page of an SQLite file, and where its b-tree header starts (after the file's
+    100-byte header on page 1)."""
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(db, "rb") as f:
+        f.seek((page - 1) * page_size)
+        data = f.read(page_size)
+    return data, 100 if page == 1 else 0
+
+
+def pages_of(db: Path, name: str) -> list[int]:
+    """Leaf pages of a table or index b-tree, in key order (walked from its root page, as
+    SQLite's file format, section 1.6, lays it out)."""
+    conn = sqlite3.connect(db)
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    conn.close()
+    leaves: list[int] = []
+    pending = [root]
+    while pending:
+        page = pending.pop()
+        data, h = read_page(db, page)
+        if data[h] in (0x0A, 0x0D):  # index or table leaf
+            leaves.append(page)
+            continue
+        assert data[h] in (0x02, 0x05), f"page {page} is not a b-tree page"
+        cells = int.from_bytes(data[h + 3 : h + 5], "big")
+        pointers = (
+            int.from_bytes(data[h + 12 + 2 * n : h + 14 + 2 * n], "big") for n in range(cells)
+        )
+        children = [int.from_bytes(data[at : at + 4], "big") for at in pointers]
+        children.append(int.from_bytes(data[h + 8 : h + 12], "big"))  # the right-most child
+        pending.extend(reversed(children))
+    return leaves
+
+
+def rowids_on(db: Path, page: int) -> list[int]:
+    """The row ids a leaf page of a table b-tree holds."""
+    data, h = read_page(db, page)
+    assert data[h] == 0x0D, "not a table leaf page"
+    cells = int.from_bytes(data[h + 3 : h + 5], "big")
+    ids = []
+    for n in range(cells):
+        pos = int.from_bytes(data[h + 8 + 2 * n : h + 10 + 2 * n], "big")
+        _, pos = varint(data, pos)  # the payload's size
+        ids.append(varint(data, pos)[0])
+    return ids
+
+
+def varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for i in range(8):
+        byte = data[pos + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos + i + 1
+    return (value << 8) | data[pos + 8], pos + 9
+
+
+def query(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path / "chunks.sqlite")
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def passages_by_document(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """doc id -> its passages (chunk id, offsets, text, vector), as stored."""
+    found: dict[str, list[tuple[object, ...]]] = {}
+    for doc_id, *rest in query(
+        path,
+        'SELECT c.doc_id, c.chunk_id, c.start, c."end", c.text, v.vector FROM chunks c '
+        "JOIN vectors v ON v.chunk_row_id = c.id ORDER BY c.id",
+    ):
+        found.setdefault(str(doc_id), []).append(tuple(rest))
+    return found
+
+
+def damage_middle_page(path: Path, name: str) -> list[int]:
+    """Smash the middle leaf page of a table or index; the row ids it held (for tables)."""
+    db = path / "chunks.sqlite"
+    leaves = pages_of(db, name)
+    table = name in ("chunks", "documents", "vectors", "sentences", "keywords_content")
+    assert len(leaves) >= (2 if table else 1), f"{name} has {len(leaves)} leaf pages"
+    page = leaves[len(leaves) // 2]
+    held = rowids_on(db, page) if name in ("chunks", "documents", "vectors") else []
+    smash_page(db, page)
+    return held
+
+
+def salvage_and_check(path: Path) -> VerifyReport:
+    """Damaged -> found -> repaired (salvaged) -> clean, the damaged file kept as it was."""
+    damaged = (path / "chunks.sqlite").read_bytes()
+    (problem,) = verify(path).problems
+    assert problem.kind == SQLITE_DAMAGED and problem.repairable
+    report = repair(path, analyzer_id=ANALYZER, analyze=analyze)
+    assert report.ok, report.problems
+    assert report.salvage is not None and report.salvage.damaged_copy is not None
+    assert report.salvage.damaged_copy.read_bytes() == damaged
+    assert verify(path).ok
+    assert repair(path, analyzer_id=ANALYZER, analyze=analyze).repaired == ()
+    return report
+
+
+def check_kept_whole(path: Path, original: dict[str, list[tuple[object, ...]]]) -> set[str]:
+    """Every document is stored exactly as before or not at all; returns the ones not."""
+    now = passages_by_document(path)
+    for doc_id, passages in now.items():
+        assert passages == original[doc_id], doc_id
+    return set(original) - set(now)
+
+
+def reindex(path: Path, lost: set[str]) -> None:
+    """What the restore command does: every source again; only the lost documents are new."""
+    with Index.open(path) as ix:
+        result = ix.write([long_article(i) for i in range(N_DOCS)])
+        assert (result.added, result.updated, result.unchanged) == (
+            len(lost),
+            0,
+            N_DOCS - len(lost),
+        )
+        assert result.chunks_added == N_PASSAGES * len(lost)
+        assert ix.info()["counts"] == {"documents": N_DOCS, "chunks": N_DOCS * N_PASSAGES}
+    assert verify(path).ok
+
+
+@pytest.mark.parametrize("table", ["chunks", "documents"])
+def test_damaged_page_of_a_table_costs_exactly_its_documents(large_copy: Path, table: str) -> None:
+    original = passages_by_document(large_copy)
+    doc_of_row = dict(
+        query(large_copy, "SELECT id, doc_id FROM chunks")
+        if table == "chunks"
+        else query(large_copy, "SELECT rowid, doc_id FROM documents")
+    )
+    held = damage_middle_page(large_copy, table)
+    expected = {str(doc_of_row[r]) for r in held}
+    assert 0 < len(expected) < N_DOCS
+
+    salvage = salvage_and_check(large_copy).salvage
+    assert salvage is not None
+    lost = check_kept_whole(large_copy, original)
+    assert lost == expected
+    assert [d.doc_id for d in salvage.lost_documents] == sorted(expected)
+    for doc in salvage.lost_documents:
+        assert doc.source == f"archive/{doc.doc_id}.txt"  # for a lost row: from the source index
+        assert doc.title == (f"Title {doc.doc_id}" if table == "chunks" else None)
+    assert salvage.documents == N_DOCS - len(expected)
+    assert salvage.passages == N_PASSAGES * salvage.documents
+    assert salvage.lost_passages == N_PASSAGES * len(expected)
+    assert salvage.unnamed_documents == 0 and salvage.row_ids_certain
+    # The bisection finds the damaged page's rows exactly, no more.
+    assert [(u.table, u.first, u.last) for u in salvage.unreadable] == [
+        (table, min(held), max(held))
+    ]
+    sources = " ".join(f"archive/{d}.txt" for d in sorted(expected))
+    assert salvage.restore == f"rag index {sources} --index {large_copy}"
+    reindex(large_copy, lost)
+
+
+def test_damaged_sentences_cost_whole_documents(large_copy: Path) -> None:
+    original = passages_by_document(large_copy)
+    damage_middle_page(large_copy, "sentences")
+    salvage = salvage_and_check(large_copy).salvage
+    assert salvage is not None
+    lost = check_kept_whole(large_copy, original)
+    assert lost and {d.doc_id for d in salvage.lost_documents} == lost
+    kept_sentences = query(
+        large_copy, "SELECT count(*) FROM sentences s JOIN chunks c ON c.id = s.chunk_row_id"
+    )[0][0]
+    assert kept_sentences == 3 * N_PASSAGES * (N_DOCS - len(lost))  # no passage lacks one
+    reindex(large_copy, lost)
+
+
+@pytest.mark.parametrize(
+    "name", ["vectors", "chunks_doc_id", "sqlite_autoindex_chunks_1", "keywords_content"]
+)
+def test_damage_that_loses_nothing(large_copy: Path, name: str) -> None:
+    """A vector is also in vectors.faiss, an index b-tree is rebuilt from its table, keyword
+    terms are analysed again from the passages: nothing is lost, nothing needs re-indexing."""
+    original = passages_by_document(large_copy)
+    held = damage_middle_page(large_copy, name)
+    report = salvage_and_check(large_copy)
+    salvage = report.salvage
+    assert salvage is not None
+    assert not salvage.lost and salvage.restore is None
+    assert salvage.vectors_from_faiss == len(held)  # only the vectors page held any
+    assert check_kept_whole(large_copy, original) == set()
+    if name == "keywords_content":
+        assert f"analysed {N_DOCS * N_PASSAGES} passage(s) for keyword search" in " ".join(
+            report.repaired
+        )
+    reindex(large_copy, set())
+
+
+def test_vectors_lost_everywhere_cost_their_documents(large_copy: Path) -> None:
+    original = passages_by_document(large_copy)
+    doc_of_row = dict(query(large_copy, "SELECT id, doc_id FROM chunks"))
+    held = damage_middle_page(large_copy, "vectors")
+    (large_copy / "vectors.faiss").unlink()
+    salvage = salvage_and_check(large_copy).salvage
+    assert salvage is not None and salvage.vectors_from_faiss == 0
+    lost = check_kept_whole(large_copy, original)
+    assert lost == {str(doc_of_row[r]) for r in held}
+    reindex(large_copy, lost)
+
+
+def test_graph_and_keyword_index_follow_the_salvage(large_copy: Path) -> None:
+    """The derived search structures treat the lost passages as removed: neither the graph
+    nor the keyword index returns them, and both are used (no rebuild needed)."""
+    doc_of_row = dict(query(large_copy, "SELECT id, doc_id FROM chunks"))
+    lost = {str(doc_of_row[r]) for r in damage_middle_page(large_copy, "chunks")}
+    salvage_and_check(large_copy)
+    some_lost = int(sorted(lost)[0][3:])
+    with Index.open(large_copy, ann=GRAPH) as ix:
+        assert ix.settle(timeout=60)
+        assert ix.info()["search"]["vectors"] == "approximate"
+        live = set(ix.chunk_row_ids().tolist())
+        for i in (some_lost, 0, N_DOCS - 1):
+            hits = ix.search(fake_vector(long_passage(i, 1)), 5)[0]
+            assert {r for r, _ in hits} <= live
+            if f"doc{i:02d}" not in lost:
+                assert ix.chunks([hits[0][0]])[0].chunk_id == f"doc{i:02d}#1"
+        if keywords.available():
+            assert ix.info()["search"]["keywords"] == "tantivy"
+        assert ix.keyword_search([[f"artikel{some_lost}"]], 5) == [[]]
+        found = ix.keyword_search([["artikel0"]], 5)[0]
+        assert found and {r for r, _ in found} <= live
