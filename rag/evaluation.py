@@ -627,7 +627,8 @@ class TemporalVerdict:
     written as a full date in any form)."""
     right_time: bool
     """The first citation is a gold document or dated in the gold month ("in_year": the gold
-    year; "change": every value is cited so, each in its month)."""
+    year; "change": every value is cited so, each in its month or in the time the question
+    names for it)."""
     cited: bool
     """The answer is not a refusal and has a citation."""
 
@@ -662,8 +663,14 @@ def score_temporal(question: TemporalQuestion, answer: Any) -> TemporalVerdict:
     )
     citations = sorted(answer.citations, key=lambda c: c.n)
     if question.kind == "change":
+        # Each value cited in its month, or anywhere in the time the question names for it
+        # ("zwischen 2008 und 2010": any report of 2010 for the 2010 value).
+        from rag.retrieval.when import read_time
+
+        asked = read_time(question.text).anchors
         right_time = all(
-            any(_cited_for(c, part, 7) for c in citations) for part in question.parts()
+            any(_cited_for(c, part, 7) or _cited_within(c, part, asked) for c in citations)
+            for part in question.parts()
         )
     else:
         # An "in_year" answer may come from any report of that year; the others from the month.
@@ -678,6 +685,15 @@ def _cited_for(citation: Any, part: DatedValue, width: int) -> bool:
         return True
     when = (citation.date or "")[:width]
     return len(when) == width and when == part.gold_date[:width]
+
+
+def _cited_within(citation: Any, part: DatedValue, asked: Sequence[Any]) -> bool:
+    """Dated within the asked time (a `rag.retrieval.when.TimeSpan`) that holds the gold date."""
+    return any(
+        span.contains(part.gold_date) and span.contains(citation.date)
+        for span in asked
+        if span.kind in ("year", "month", "day")
+    )
 
 
 def _rates(verdicts: Sequence[TemporalVerdict], answered: Sequence[bool]) -> dict[str, Any]:

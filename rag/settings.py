@@ -237,6 +237,14 @@ class GenerationSettings(_Section):
         description="Questions about a time or the latest state: sentences whose evidence is "
         "within this margin of the best compete on date (the asked time, the newest report).",
     )
+    time_anchor_margin: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Questions naming a time: a sentence of an article dated in it leads when "
+        "its evidence is within this margin of the best of any date (wider than time_margin: "
+        "the user asked about that time).",
+    )
     answerable_threshold: float = Field(
         1.65,
         ge=-3,

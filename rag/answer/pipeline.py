@@ -8,10 +8,11 @@ that needs it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,12 @@ import numpy as np
 from index import PassageEvidence
 from rag.answer import prompts, reader, timing
 from rag.answer.citations import parse_answer, recite
-from rag.answer.quote import QuoteWeights, score_sentences, select_sentences
+from rag.answer.quote import QuoteWeights, ScoredSentence, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
 from rag.answer.types import Answer, AnswerDelta, AnswerSentence, Citation, Phrase, Turn
 from rag.errors import ConfigError
 from rag.ingest.language import identifier
-from rag.retrieval.when import TimeReading, TimeSpan, read_time
+from rag.retrieval.when import TimeReading, TimeSpan, date_bounds, read_time
 from rag.types import Filters, Hit
 from rag.vocabulary import ANSWER_MODES, AnswerMode
 
@@ -145,6 +146,14 @@ class Context:
     retrieval: dict[str, Any]
     reading: TimeReading = TimeReading()
     """What the question says about time (anchors, "latest"): see `rag.answer.timing`."""
+    topic: str = ""
+    """The question without its time words, when they were taken out for searching and
+    scoring (`query_vector` is then its vector); empty otherwise."""
+
+    @property
+    def scored_question(self) -> str:
+        """The text sentences are scored against: the topic, else the standalone question."""
+        return self.topic or self.standalone
 
     @property
     def evidence(self) -> dict[int, PassageEvidence]:
@@ -181,6 +190,27 @@ class Context:
 
 
 _QUOTE_INSTEAD_SAID = False
+
+
+def _after(filters: Filters | None, day: str) -> Filters | None:
+    """`filters` narrowed to the days after `day` (None when they end before)."""
+    first = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    base = filters or Filters()
+    if base.date_from and date_bounds(base.date_from)[0] > first:
+        first = date_bounds(base.date_from)[0]
+    if base.date_to and date_bounds(base.date_to)[1] < first:
+        return None
+    return replace(base, date_from=first)
+
+
+def _answer_form(ctx: Context) -> Callable[[str], bool] | None:
+    """For a question about a time: what an answering sentence holds (an amount, an office
+    holder's name), to prefer such sentences among those that answer alike; None otherwise."""
+    if not ctx.reading.active():
+        return None
+    if timing.asks_amount(ctx.scored_question):
+        return timing.states_amount
+    return timing.holder_of(ctx.scored_question)
 
 
 def _say_once_quote_instead() -> None:
@@ -243,9 +273,13 @@ class Answerer:
         standalone = self.standalone(question, list(history or ()), language)
         plan = self.retriever.plan()
         # One embedding of the question serves retrieval and sentence scoring.
-        query_vectors = self.embedder.embed_queries([standalone])
         reading = read_time(standalone)
-        hits, missing = self._retrieve(standalone, query_vectors, filters, plan, reading)
+        # Once its time is a filter, the question is searched and its sentences scored
+        # without the time words: "Wer war im März 2008 US-Präsident?" must not find "Die
+        # Streiks dauern bis zum 14. März 2008" for the month.
+        topic = reading.topic if reading.active() else ""
+        query_vectors = self.embedder.embed_queries([topic or standalone])
+        hits, missing = self._retrieve(topic or standalone, query_vectors, filters, plan, reading)
         retrieval: dict[str, Any] = {
             "k": self.settings.passages,
             "stages": plan.stages(),
@@ -256,8 +290,11 @@ class Answerer:
             retrieval["time"] = {
                 **reading.to_json(language),
                 "no_sources_in": [a.to_json() for a in missing],
+                "searched_as": topic or None,
             }
-        ctx = Context(question, standalone, language, hits, query_vectors[0], retrieval, reading)
+        ctx = Context(
+            question, standalone, language, hits, query_vectors[0], retrieval, reading, topic
+        )
         if mode == "generate":
             yield from self.generate(ctx)
         elif mode == "reader" and self.generator is not None:
@@ -293,6 +330,10 @@ class Answerer:
 
         everywhere = search(filters, wide)
         if not reading.anchors:
+            if reading.latest:
+                everywhere = self._later_reports(
+                    question, query_vectors, everywhere, filters, search
+                )
             return everywhere, []
         found: list[Hit] = []
         missing: list[TimeSpan] = []
@@ -309,6 +350,44 @@ class Answerer:
                 seen.add(hit.chunk_id)
                 hits.append(replace(hit, rank=len(hits) + 1))
         return hits, missing
+
+    def _later_reports(
+        self,
+        question: str,
+        query_vectors: np.ndarray,
+        hits: list[Hit],
+        filters: Filters | None,
+        search: Callable[[Filters | None, int], list[Hit]],
+        steps: int = 3,
+    ) -> list[Hit]:
+        """Asked for the latest state: `hits` plus reports dated after the newest one that
+        answers (up to `steps` searches, each after the newest answering date so far). A
+        similarity search alone favours whichever report is worded most like the question,
+        and the newest report of an office holder or a figure is often not the closest."""
+        k = self.settings.passages
+        seen = {h.chunk_id for h in hits}
+        for _ in range(steps):
+            scored = score_sentences(
+                question,
+                query_vectors[0],
+                hits,
+                {h.row_id: h.evidence for h in hits if h.evidence is not None},
+                self.analyzer,
+                self.weights,
+            )
+            newest = timing.newest_answering(
+                scored, hits, self.settings.time_margin, self.weights.keyword
+            )
+            if newest is None:
+                break
+            after = _after(filters, newest)
+            later = [] if after is None else search(after, k)
+            later = [h for h in later if h.chunk_id not in seen]
+            if not later:
+                break
+            seen.update(h.chunk_id for h in later)
+            hits = [replace(h, rank=i + 1) for i, h in enumerate(hits + later)]
+        return hits
 
     def standalone(self, question: str, history: Sequence[Turn], language: str) -> str:
         """The question rewritten to stand alone (unchanged without history)."""
@@ -327,7 +406,12 @@ class Answerer:
     def quote(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
         cfg = self.settings
         scored = score_sentences(
-            ctx.standalone, ctx.query_vector, ctx.hits, ctx.evidence, self.analyzer, self.weights
+            ctx.scored_question,
+            ctx.query_vector,
+            ctx.hits,
+            ctx.evidence,
+            self.analyzer,
+            self.weights,
         )
         evidence = scored[0].score if scored else None
         threshold = cfg.answerable_threshold
@@ -340,7 +424,7 @@ class Answerer:
         if len(ctx.reading.anchors) > 1:
             yield from self._quote_per_time(ctx, scored, threshold, evidence)
             return
-        scored = timing.prefer(scored, ctx.hits, ctx.reading, cfg.time_margin, self.weights.keyword)
+        scored = self._in_time(ctx, scored)
         chosen = select_sentences(scored, self.weights, cfg.max_sentences)
         if ctx.reading.latest:
             chosen = timing.with_earlier(
@@ -375,29 +459,69 @@ class Answerer:
             sentences.append(self._check(text, (n,), (), [hit], ctx, None))
         yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
 
+    def _in_time(self, ctx: Context, scored: Sequence[ScoredSentence]) -> list[ScoredSentence]:
+        """`scored` in the order a quote or the reader takes them, for a question in time:
+        the asked time or the newest report first among those that answer alike
+        (`timing.prefer`), then those of the answer's form (an amount, an office holder), and
+        for "Wann" a sentence naming the day."""
+        cfg, keyword = self.settings, self.weights.keyword
+        ordered = timing.prefer(
+            scored, ctx.hits, ctx.reading, cfg.time_margin, keyword, cfg.time_anchor_margin
+        )
+        answers = _answer_form(ctx)
+        if answers is not None:
+            ordered = timing.answers_ahead(
+                ordered,
+                ctx.hits,
+                ctx.reading,
+                cfg.time_margin,
+                keyword,
+                cfg.time_anchor_margin,
+                answers,
+            )
+        if ctx.reading.asks_when:
+            ordered = timing.day_first(ordered, ctx.hits, cfg.time_margin, keyword)
+        return ordered
+
     def _quote_per_time(
         self, ctx: Context, scored: Sequence[Any], threshold: float, evidence: float
     ) -> Iterator[AnswerDelta | Answer]:
         """A question naming several times ("im Juli 2005, im November 2010 und Ende März
-        2012") gets one quoted sentence per time, from an article dated in it."""
+        2012") gets a quote per time, from an article dated in it: its best sentence, and a
+        second of the same article when it answers nearly as well."""
         intro = _quote_intro(ctx, True)
         yield AnswerDelta(intro)
         lines = [intro]
         citations: list[Citation] = []
         sentences: list[AnswerSentence] = []
+        amount = timing.asks_amount(ctx.scored_question)
         for span in ctx.reading.anchors:
             found = timing.in_span(scored, ctx.hits, span)
+            if amount:
+                found = timing.amount_first(
+                    found, self.settings.time_anchor_margin, self.weights.keyword
+                )
             if not found or found[0].score < threshold:
                 line = timing.nothing_for(span, ctx.language)
             else:
-                s, n = found[0], len(citations) + 1
-                hit, text = ctx.hits[s.hit], s.text.strip()
-                citations.append(_citation(n, hit, s.start, s.end))
-                line = f"{span.phrase(ctx.language)}: {_quoted(text)} [{n}]"
-                if hit.date != span.label():  # the article's own date, when it says more
-                    line += f" ({timing.label(hit, hit.date, ctx.language)})"
-                line = _with_resolved(line, text, hit, ctx)
-                sentences.append(self._check(text, (n,), (), [hit], ctx, None))
+                # The best sentence of that time, and a second of the same report when it
+                # answers nearly as well (as a quote answer picks its sentences).
+                lead = ctx.hits[found[0].hit]
+                same = [x for x in found if ctx.hits[x.hit].doc_id == lead.doc_id]
+                picked = [found[0]] + [
+                    x for x in select_sentences(same, self.weights, 2) if x is not found[0]
+                ][:1]
+                picked.sort(key=lambda x: (x.hit, x.start))
+                quotes = []
+                for s in picked:
+                    n, hit, text = len(citations) + 1, ctx.hits[s.hit], s.text.strip()
+                    citations.append(_citation(n, hit, s.start, s.end))
+                    quotes.append(f"{_quoted(text)} [{n}]")
+                    sentences.append(self._check(text, (n,), (), [hit], ctx, None))
+                line = f"{span.phrase(ctx.language)}: " + " ".join(quotes)
+                if lead.date != span.label():  # the article's own date, when it says more
+                    line += f" ({timing.label(lead, lead.date, ctx.language)})"
+                line = _with_resolved(line, " ".join(x.text for x in picked), lead, ctx)
             lines.append(line)
             yield AnswerDelta("\n" + line)
         if not sentences:
@@ -413,7 +537,12 @@ class Answerer:
         cfg = self.settings
         model = self.generator.id if self.generator is not None else None
         scored = score_sentences(
-            ctx.standalone, ctx.query_vector, ctx.hits, ctx.evidence, self.analyzer, self.weights
+            ctx.scored_question,
+            ctx.query_vector,
+            ctx.hits,
+            ctx.evidence,
+            self.analyzer,
+            self.weights,
         )
         if not scored or self.generator is None:
             yield from self._unanswerable(ctx, "reader", model, None)
@@ -421,7 +550,7 @@ class Answerer:
         if len(ctx.reading.anchors) > 1:
             yield from self.quote(ctx)  # one quoted sentence per asked time
             return
-        scored = timing.prefer(scored, ctx.hits, ctx.reading, cfg.time_margin, self.weights.keyword)
+        scored = self._in_time(ctx, scored)
         shown = reader.excerpts(
             scored,
             ctx.hits,

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.answer.quote import ScoredSentence
 from rag.ingest.dates import MONTHS
-from rag.retrieval.when import TimeReading, TimeSpan
+from rag.retrieval.when import TimeReading, TimeSpan, date_bounds
 from rag.types import Hit
 
 # What a line says about its date, by language.
@@ -50,14 +50,26 @@ def prefer(
     reading: TimeReading,
     margin: float,
     keyword: float,
+    anchor_margin: float | None = None,
 ) -> list[ScoredSentence]:
     """`scored` with the sentences the question's time prefers moved to the front, among those
-    whose `strength` is within `margin` of the best's (the rest keep their order behind)."""
+    whose `strength` is within `margin` of the best's (the rest keep their order behind). A
+    sentence of a time the question names competes within `anchor_margin` (when wider): asked
+    "Wer war im Dezember 2008 Finanzminister?", a report of December 2008 naming the minister
+    leads even when a report of 2006 is worded closer to the question."""
     if not scored or not reading.active():
         return list(scored)
     best = max(strength(s, keyword) for s in scored)
-    near = [s for s in scored if best - strength(s, keyword) <= margin]
-    rest = [s for s in scored if best - strength(s, keyword) > margin]
+    wide = max(margin, anchor_margin or 0.0) if reading.anchors else margin
+
+    def competes(s: ScoredSentence) -> bool:
+        gap = best - strength(s, keyword)
+        if gap <= margin:
+            return True
+        return gap <= wide and any(a.contains(hits[s.hit].date) for a in reading.anchors)
+
+    near = [s for s in scored if competes(s)]
+    rest = [s for s in scored if not competes(s)]
 
     def key(s: ScoredSentence) -> tuple[int, str, float]:
         date = hits[s.hit].date
@@ -69,6 +81,159 @@ def prefer(
         return (0 if date else 1, _invert(date or ""), -s.score)  # latest: newest, undated last
 
     return sorted(near, key=key) + rest
+
+
+def newest_answering(
+    scored: Sequence[ScoredSentence], hits: Sequence[Hit], margin: float, keyword: float
+) -> str | None:
+    """The newest date among the reports whose sentences answer about as well as the best
+    (`strength` within `margin`): a "latest" question then looks for reports after it."""
+    if not scored:
+        return None
+    best = max(strength(s, keyword) for s in scored)
+    dates = [
+        hits[s.hit].date
+        for s in scored
+        if hits[s.hit].date and best - strength(s, keyword) <= margin
+    ]
+    return max((date_bounds(d)[1] for d in dates if d), default=None)
+
+
+# A question after an amount ("Wie hoch ist der Ölpreis", "Zahl der Artikel", "death toll")
+_AMOUNT_QUESTION = re.compile(
+    r"\b(?:wie\s+(?:hoch|viele?|groß|lang|teuer|stark|weit|schwer)|(?:an)?zahl|preis|höhe|kurs|"
+    r"bilanz|umsatz|gewinn|verlust|rate|quote|how\s+(?:many|much|high|long|large|big)|number|"
+    r"price|toll|count|amount|figure|rate)\w*",
+    re.IGNORECASE,
+)
+# An amount in a sentence: a number that is neither a year nor a day ("am 13. Oktober").
+_AMOUNT = re.compile(
+    r"(?<![\d.,])(?!(?:19|20)\d\d(?!\d|[.,]\d))\d+(?:[.,]\d+)*(?!\d|\.\s*(?:"
+    + "|".join(sorted(MONTHS, key=len, reverse=True))
+    + r")\b)",
+    re.IGNORECASE,
+)
+
+
+def asks_amount(question: str) -> bool:
+    """Whether the question asks for an amount (a price, a number, a toll)."""
+    return bool(_AMOUNT_QUESTION.search(question))
+
+
+def answers_ahead(
+    scored: Sequence[ScoredSentence],
+    hits: Sequence[Hit],
+    reading: TimeReading,
+    margin: float,
+    keyword: float,
+    pool_margin: float,
+    answers: Callable[[str], bool],
+) -> list[ScoredSentence]:
+    """The sentences that have the form of an answer (`answers`: an amount for "Wie hoch",
+    an office holder's name for "Wer ist Papst") within `pool_margin` of the best `strength`
+    first, ordered among themselves by `prefer` with `margin` (the asked time, or the newest
+    report); then the rest as they were. "Der Preis für ein Barrel hat die Marke von 72
+    US-Dollar unterschritten" (2014) answers "Wie hoch ist der Ölpreis derzeit?"; "...
+    resultieren aus dem stark gesunkenen Ölpreis" (2018) does not."""
+    if not scored:
+        return list(scored)
+    best = max(strength(s, keyword) for s in scored)
+    pool = [s for s in scored if best - strength(s, keyword) <= pool_margin and answers(s.text)]
+    if not pool:
+        return list(scored)
+    ahead = prefer(pool, hits, reading, margin, keyword, pool_margin)
+    return ahead + [s for s in scored if not any(s is p for p in pool)]
+
+
+def states_amount(text: str) -> bool:
+    """Whether a sentence states an amount (a number that is not a year or a day)."""
+    return bool(_AMOUNT.search(text))
+
+
+# "Wer ist Papst?", "Who is the UN Secretary-General": the office asked about.
+_WHO = re.compile(r"^\s*(?:wer|who)\b", re.IGNORECASE)
+_OFFICE_WORDS = re.compile(r"(?<!^)\b[A-ZÄÖÜ][\w-]*[a-zäöüß]\b")
+# "des ehemaligen Ministerpräsidenten Thaksin": not the office holder of the report's time
+_FORMER = re.compile(r"(?i:ehemalig\w*|früher\w*|einstig\w*|vormalig\w*|damalig\w*|former|ex-)\s*$")
+_ONE_NAME = r"[A-ZÄÖÜ][a-zäöüß]+(?:[- ][A-ZÄÖÜ][\w-]+)?"
+_FULL_NAME = r"[A-ZÄÖÜ][a-zäöüß]+\s+(?:(?:von|van|de|da|di|del|der|zu|ter|le|la)\s+)?[A-ZÄÖÜ][\w-]+"
+
+
+def holder_of(question: str) -> Callable[[str], bool] | None:
+    """For "Wer ist/war <office>?": whether a sentence names someone in that office: the
+    office word (or its last compound part) before a name ("Papst Franziskus", "Generalsekretär
+    Mark Rutte", "als Bundespräsident machte Joachim Gauck"), or a full name made it ("Boris
+    Johnson wurde ... zum neuen Premierminister ernannt"). None for other questions."""
+    if not _WHO.match(question):
+        return None
+    words = [w for w in _OFFICE_WORDS.findall(question.split(None, 1)[-1]) if len(w) >= 4]
+    if not words:
+        return None
+    office = (
+        "(?i:"
+        + "|".join(re.escape(w.split("-")[-1].lower()[-10:]) for w in words)
+        + r")(?:s|es|en|in|innen)?\b"
+    )
+    pattern = re.compile(
+        office + r"\s+(?:" + _ONE_NAME + r"|[a-zäöüß]+\s+" + _FULL_NAME + r")"
+        r"|\b"
+        + _FULL_NAME
+        + r"\s+(?:\S+\s+){0,8}?(?:zum|zur|als|to|as)\s+(?:\w+\s+){0,2}?\w*"
+        + office
+    )
+
+    def names(text: str) -> bool:
+        for m in pattern.finditer(text):
+            word = text.rfind(" ", 0, m.start()) + 1  # the office word's start, in a compound
+            if not _FORMER.search(text, max(0, word - 30), word):
+                return True
+        return False
+
+    return names
+
+
+def amount_first(
+    found: Sequence[ScoredSentence], margin: float, keyword: float
+) -> list[ScoredSentence]:
+    """`found` (best first) with the best sentence stating an amount moved to the front, if it
+    answers within `margin` of the best: asked how a price changed, "Der Goldpreis hat mit
+    799,30 US-Dollar ..." is the answer, "... beflügelte den Goldpreis" is not."""
+    if not found:
+        return list(found)
+    best = strength(found[0], keyword)
+    for s in found:
+        if best - strength(s, keyword) > margin:
+            break
+        if _AMOUNT.search(s.text):
+            return [s, *(x for x in found if x is not s)]
+    return list(found)
+
+
+def names_a_day(text: str, article_date: str | None) -> bool:
+    """Whether a sentence says on which day: a full date, a day of a month, or a relative day
+    its article's date resolves ("am Mittwoch", "gestern")."""
+    from rag.ingest.dates import find_date_mentions
+
+    if any(m.day for m in find_date_mentions(text)):
+        return True
+    return bool(resolve_relative(text, article_date))
+
+
+def day_first(
+    scored: Sequence[ScoredSentence], hits: Sequence[Hit], margin: float, keyword: float
+) -> list[ScoredSentence]:
+    """Asked "Wann ...?": `scored` (best first) with the best sentence that names a day moved
+    to the front, if it answers within `margin` of the best ("Der Prozess wurde auf den 28.
+    November vertagt" rather than "Der Prozess gegen Saddam Hussein begann")."""
+    if not scored:
+        return list(scored)
+    best = strength(scored[0], keyword)
+    for s in scored:
+        if best - strength(s, keyword) > margin:
+            continue
+        if names_a_day(s.text, hits[s.hit].date):
+            return [s, *(x for x in scored if x is not s)]
+    return list(scored)
 
 
 def in_span(
@@ -180,7 +345,8 @@ _OFFSETS = {
 }  # fmt: skip
 _DAYTIME = r"(?:morgen|vormittag|mittag|nachmittag|abend|nacht|morning|afternoon|evening|night)?"
 _RELATIVE = re.compile(
-    r"\b(?:(?:am|on|last|next|this)\s+)?(?P<wd>"
+    r"\b(?:(?P<dir>letzte[nm]?|vergangene[nm]?|vorige[nm]?|last|nächste[nm]?|kommende[nm]?|"
+    r"next)\s+|(?:am|on|this)\s+)?(?P<wd>"
     + "|".join(_WEEKDAYS)
     + r")"
     + _DAYTIME
@@ -196,9 +362,20 @@ _DAY_MONTH = re.compile(
 )
 # Tense around a weekday: "hatte am Mittwoch" is the past one, "wird am Mittwoch" the next.
 _PAST = re.compile(
-    r"\b(?:hat|hatte|hatten|haben|war|waren|wurde|wurden|sagte|sagten|erklärte|teilte|"
-    r"was|were|had|said|did)\b|\b\w+(?:te|ten)\b|\b\w+ed\b",
-    re.IGNORECASE,
+    r"\b(?i:hat|hatte|hatten|haben|war|waren|wurde|wurden|sagte|sagten|erklärte|teilte|"
+    r"was|were|had|said|did|"
+    # common strong verbs' past ("gewann", "kam", "starb")
+    r"kam|kamen|gab|gaben|ging|gingen|fand|fanden|stand|standen|fiel|fielen|nahm|nahmen|traf|"
+    r"trafen|starb|starben|gewann|gewannen|verlor|verloren|sprach|sprachen|rief|riefen|hielt|"
+    r"hielten|ließ|ließen|zog|zogen|flog|flogen|fuhr|fuhren|lag|lagen|blieb|blieben|schlug|"
+    r"schlugen|brach|brachen|wies|wiesen|trat|traten|begann|begannen|entschied|entschieden|"
+    r"beschloss|beschlossen|verließ|verließen|won|lost|came|went|died|began|met|left)\b"
+    # a weak verb's past ("startete", "kündigten"): lower case, so not a noun ("Staaten"), and
+    # not an ordinal, superlative or common adjective ("ersten", "neuesten", "letzte", "heute")
+    r"|\b(?!(?:erst|zweit|dritt|viert|fünft|letzt|heut|gut|weit|recht|echt|leicht|breit|hart|"
+    r"mittler|spät|halb|acht|sechst|siebt|neunt|zehnt)e[nmrs]?\b)(?![a-zäöüß]*[^s]sten?\b)"
+    r"[a-zäöüß]\w*(?:te|ten)\b"
+    r"|\b\w+ed\b"
 )
 _FUTURE = re.compile(
     r"\b(?:wird|werden|soll|sollen|will|wollen|plant|planen|geplant|künftig|will|shall|"
@@ -225,6 +402,10 @@ def resolve_relative(sentence: str, article_date: str | None) -> list[Resolved]:
     for m in _RELATIVE.finditer(sentence):
         if m["wd"]:
             weekday = _WEEKDAYS[m["wd"].lower()]
+            said = (m["dir"] or "").lower()
+            if said:  # "letzten Sonntag", "next Friday" say which one, whatever the tense
+                back = said.startswith(("letzt", "vergangen", "vorig", "last"))
+                past, future = back, not back
             if future and not past:
                 when = day + dt.timedelta(days=(weekday - day.weekday()) % 7 or 7)
             elif past and not future:

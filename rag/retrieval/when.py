@@ -86,6 +86,11 @@ class TimeReading:
     asks_when: bool = False
     cues: tuple[str, ...] = field(default=())
     """The words that set `latest`, `then` or `asks_when`."""
+    topic: str = ""
+    """The question without its time words ("Wer war im Juli 2005 Bundesinnenminister?" ->
+    "Wer war Bundesinnenminister?"): what to search and score sentences by once the time is a
+    filter, so that a sentence is not chosen for naming the month. Empty: nothing was taken
+    out, or too little would be left."""
 
     def active(self) -> bool:
         """Whether retrieval or the answer should treat this question by time."""
@@ -153,6 +158,7 @@ _MONTH_YEAR = re.compile(
 )
 _YEAR_ALONE = re.compile(r"(?<![\d.,/-])\b" + _fmt(_PART, "p") + _fmt(_YEAR, "y"), re.IGNORECASE)
 
+_BARE_MONTH = re.compile(_fmt(_PART, "p") + _fmt(_MONTH, "m") + r"(?!\s*(?:of\s+)?\d)", re.I)
 _RANGE_CUE = re.compile(r"\b(?:zwischen|between|von|vom|from)\s+", re.IGNORECASE)
 _RANGE_JOIN = re.compile(r"\s*(?:und|and|bis(?:\s+zum)?|to|until|till|[-–—])\s*", re.IGNORECASE)
 _YEAR_RANGE = re.compile(
@@ -187,9 +193,11 @@ _CHANGE = re.compile(
     re.IGNORECASE,
 )
 _WHEN = re.compile(
-    r"^\s*(?:wann|seit\s+wann|bis\s+wann|ab\s+wann|an\s+welchem\s+tag|in\s+welchem\s+(?:jahr|"
-    r"monat)|welchen\s+datum|when|since\s+when|on\s+what\s+date|on\s+which\s+day|in\s+what\s+"
-    r"(?:year|month)|in\s+which\s+(?:year|month)|what\s+date)\b",
+    r"^\s*(?:wann|seit\s+wann|bis\s+wann|ab\s+wann|für\s+wann|an\s+welchem\s+(?:tag|datum)|"
+    r"auf\s+welchen\s+(?:tag|termin)|zu\s+welchem\s+zeitpunkt|in\s+welchem\s+(?:jahr|monat)|"
+    r"welche[sn]?\s+datum|an\s+welchem\s+wochentag|when|since\s+when|"
+    r"(?:on|to|for)\s+(?:what|which)\s+(?:date|day)|in\s+(?:what|which)\s+(?:year|month)|"
+    r"(?:what|which)\s+(?:date|day))\b",
     re.IGNORECASE,
 )
 
@@ -201,6 +209,7 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
     del today
     text = question or ""
     taken: list[tuple[int, int]] = []
+    untimed: list[tuple[int, int]] = []  # parts of taken spans that stay in the topic
     anchors: list[tuple[int, TimeSpan]] = []
 
     def free(start: int, end: int) -> bool:
@@ -228,6 +237,10 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
         bound = _bounded(text, m)
         if bound is not None:
             take(m.start(), bound[0], bound[1])
+            if anchors and anchors[-1][1] is bound[1]:
+                gap = _GAP.match(text, m.end())
+                if gap is not None and gap.group(0).strip():  # "vor der Wahl 2009": keep
+                    untimed.append((m.start(), gap.end()))  # "vor der Wahl" in the topic
     for pattern in (_DAY_ISO, _DAY_NUMERIC, _DAY_DMY, _DAY_MDY, _MONTH_YEAR, _YEAR_ALONE):
         for m in pattern.finditer(text):
             take(m.start(), m.end(), _span(m))
@@ -237,6 +250,11 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
     when = _WHEN.match(text)
     cues += latest + then + ([when.group(0).strip()] if when else [])
     ordered = tuple(span for _, span in sorted(anchors, key=lambda a: a[0]))
+    timed = [_minus(span, untimed) for span in taken]
+    timed += [m.span() for m in (*_LATEST.finditer(text), *_THEN.finditer(text))]
+    if _CHANGE.search(text) and len(taken) > 0:  # asked per time: what it was, not how it moved
+        timed += [m.span() for m in _CHANGE.finditer(text)]
+    topic = _without(text, timed)
     if _CHANGE.search(text):
         # "Wie hat sich X zwischen 2005 und 2008 verändert?" asks for the value at each end.
         ordered = tuple(part for span in ordered for part in (span.parts or (span,)))
@@ -246,10 +264,56 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
         then=bool(then),
         asks_when=when is not None,
         cues=tuple(cues),
+        topic=topic,
     )
 
 
 # ----------------------------------------------------------------------------- helpers
+# Words that only lead into a time expression ("im Juli 2005", "in the year 2006", "nach dem
+# neuesten Stand"): taken out with it.
+_LEAD_IN = re.compile(
+    r"(?:\b(?:im\s+jahre?|in\s+the\s+year|im|in|am|an|um|zum|seit|ab|bis|vom|von|of|on|"
+    r"during|as\s+of|nach(?:\s+(?:dem|der))?|laut(?:\s+(?:dem|der))?|according\s+to\s+the|the|der|"
+    r"die|das|dem|den|des)\s*)+$",
+    re.IGNORECASE,
+)
+# ... and nouns a "latest" cue leads into ("nach dem neuesten Stand", "laut der jüngsten Meldung").
+_LEAD_OUT = re.compile(
+    r"\s*(?:stand(?:es)?|meldung(?:en)?|berichte?n?|nachrichten|angaben|reports?|news)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _minus(span: tuple[int, int], keep: list[tuple[int, int]]) -> tuple[int, int]:
+    """`span` without a kept part at its start."""
+    for start, end in keep:
+        if start == span[0] and end <= span[1]:
+            return end, span[1]
+    return span
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with `spans` and the words leading into them taken out; "" when nothing was
+    taken out or fewer than two words would be left."""
+    if not spans:
+        return ""
+    kept, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:
+            last = max(last, end)
+            continue
+        kept.append(_LEAD_IN.sub("", text[last:start]))
+        lead_out = _LEAD_OUT.match(text, end)
+        last = lead_out.end() if lead_out else end
+    kept.append(text[last:])
+    topic = " ".join(" ".join(kept).split())
+    topic = re.sub(r"\s+([?.!,;:])", r"\1", topic).strip(" ,;:")
+    if len(_WORD.findall(topic)) < 3:  # "Was geschah?" says too little to search by
+        return ""
+    return topic
+
+
 def _bounded(text: str, cue: re.Match[str]) -> tuple[int, TimeSpan] | None:
     """The open span a cue opens ("vor 2009" -> up to 2008-12-31) and where it ends."""
     gap = _GAP.match(text, cue.end())
@@ -331,15 +395,26 @@ def _part_of(
 
 
 def _range(text: str, cue: re.Match[str]) -> tuple[int, TimeSpan] | None:
-    """ "zwischen 2005 und 2008", "from May 2005 to June 2006": the span and where it ends."""
+    """ "zwischen 2005 und 2008", "from May 2005 to June 2006", "zwischen April und Juli
+    2009" (the first month takes the second's year): the span and where it ends."""
     first = _first_span(text[cue.end() : cue.end() + 40])
-    if first is None or first[0] != 0:
+    bare = _BARE_MONTH.match(text, cue.end())
+    if (first is None or first[0] != 0) and bare is None:
         return None
-    join = _RANGE_JOIN.match(text, cue.end() + first[2])
+    join = _RANGE_JOIN.match(text, bare.end() if bare else cue.end() + first[2])  # type: ignore[index]
     if join is None:
         return None
     second = _first_span(text[join.end() : join.end() + 40])
-    if second is None or second[0] != 0 or second[1].end < first[1].start:
+    if second is None or second[0] != 0:
+        return None
+    if bare is not None:  # "April" of "zwischen April und Juli 2009": the year of the end
+        year = int(second[1].end[:4])
+        first = _first_span(f"{bare.group(0).strip()} {year}")
+        if first is not None and first[1].start > second[1].start:
+            first = _first_span(f"{bare.group(0).strip()} {year - 1}")  # "Dezember und März"
+        if first is None:
+            return None
+    if second[1].end < first[1].start:
         return None
     end = join.end() + second[2]
     words = text[cue.start() : end].strip()

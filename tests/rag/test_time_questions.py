@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rag.answer.timing import resolve_relative
+from rag.answer.timing import holder_of, resolve_relative, states_amount
 from rag.engine import Engine
 from rag.retrieval.when import read_time
 from rag.types import Document, Filters
@@ -74,6 +74,8 @@ def test_numbers_and_bare_months_are_not_times(question):
         ("Wann trat Stoltenberg zurück?", False, False, True),
         ("Seit wann ist er im Amt?", False, False, True),
         ("When did the war start?", False, False, True),
+        ("On which date did the pope step down?", False, False, True),
+        ("Auf welchen Tag wurde der Prozess vertagt?", False, False, True),
         ("Wer ist Jens Stoltenberg?", False, False, False),
     ],
 )
@@ -89,6 +91,31 @@ def test_what_the_question_was_read_as_is_said_in_its_language():
     assert read_time("Was war zwischen 2005 und 2008?").understood("de").endswith("2005 – 2008")
     assert "latest" in read_time("Who is the current chair?").understood("en")
     assert read_time("Wer ist Minister?").understood("de") == ""
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("Wer war im Juli 2005 Bundesinnenminister?", "Wer war Bundesinnenminister?"),
+        ("Who was US president in March 2008?", "Who was US president?"),
+        ("Wer ist derzeit Bundespräsident?", "Wer ist Bundespräsident?"),
+        ("Wie hoch ist der Ölpreis laut der neuesten Meldung?", "Wie hoch ist der Ölpreis?"),
+        ("Welches Amt hat Wulff nach dem neuesten Stand?", "Welches Amt hat Wulff?"),
+        # asked per time: what it was then, not how it moved
+        (
+            "Wie hat sich das Amt von Schäuble zwischen 2008 und 2010 verändert?",
+            "Wie hat sich das Amt von Schäuble?",
+        ),
+        ("Wer gewann im Jahr 2006 die Australian Open?", "Wer gewann die Australian Open?"),
+        # the event before the time stays: it is what the question is about
+        ("Was geschah vor der Wahl 2009 in Hessen?", "Was geschah vor der Wahl in Hessen?"),
+        ("Wer regierte vor 2009 Hessen?", "Wer regierte Hessen?"),
+        ("Was passierte 2006?", ""),  # too little left to search by
+        ("Wann wurde der Dom gebaut?", ""),  # no time words: nothing taken out
+    ],
+)
+def test_the_topic_is_the_question_without_its_time_words(question, topic):
+    assert read_time(question).topic == topic
 
 
 def test_a_span_narrows_the_callers_filters_or_excludes_them():
@@ -166,6 +193,8 @@ def test_question_about_a_year_quotes_that_years_report(club):
     assert "Anton Weber" in answer.text.splitlines()[1]
     assert "verstanden als: Stand 2018" in answer.text.splitlines()[0]
     assert answer.retrieval["time"]["anchors"][0]["start"] == "2018-01-01"
+    searched = answer.retrieval["time"]["searched_as"]
+    assert searched == "Wer war Vorsitzender des Schachvereins Rotenburg?"
 
 
 def test_question_about_several_times_is_answered_per_time(club):
@@ -207,6 +236,57 @@ def test_a_weekday_follows_the_tense_or_the_articles_week():
     assert resolve_relative("Sie wird am Montag reisen.", "2005-04-25")[0].date == "2005-05-02"
     found = resolve_relative("Am Mittwochnachmittag kam es zum Unglück.", "2006-01-06")
     assert [(r.text, r.date) for r in found] == [("Am Mittwochnachmittag", "2006-01-04")]
+
+
+def test_a_weekday_said_as_last_or_next_is_that_one_whatever_the_tense():
+    # 2022-02-03 was a Thursday.
+    said = "Bei den Australian Open gewann letzten Sonntag der Spanier Rafael Nadal."
+    assert resolve_relative(said, "2022-02-03")[0].date == "2022-01-30"
+    assert resolve_relative("Das Finale ist kommenden Sonntag.", "2022-02-03")[0].date == (
+        "2022-02-06"
+    )
+    # a strong verb's past ("kam") and an ordinal ("ersten") are read as what they are
+    assert resolve_relative("Er kam am Sonntag.", "2022-02-03")[0].date == "2022-01-30"
+    said = "Der A380 startet am Mittwoch zu seinem ersten Testflug."
+    assert resolve_relative(said, "2005-04-25")[0].date == "2005-04-27"
+
+
+@pytest.mark.parametrize(
+    ("question", "spans"),
+    [
+        (
+            "Wie hat sich die Einschätzung zwischen April und Juli 2009 verändert?",
+            [("2009-04-01", "2009-04-30"), ("2009-07-01", "2009-07-31")],
+        ),
+        (
+            "Wie hat sich die Dauer zwischen Ende Juni und Ende Juli 2005 verändert?",
+            [("2005-06-21", "2005-06-30"), ("2005-07-21", "2005-07-31")],
+        ),
+        ("Was geschah zwischen Dezember und März 2010?", [("2009-12-01", "2010-03-31")]),
+    ],
+)
+def test_a_range_whose_first_month_has_no_year_takes_the_ends(question, spans):
+    assert [(a.start, a.end) for a in read_time(question).anchors] == spans
+
+
+def test_what_an_answering_sentence_holds_an_amount_or_an_office_holder():
+    assert states_amount("Der Goldpreis hat mit 799,30 US-Dollar pro Unze den Höchststand.")
+    assert states_amount("Die Polizei beziffert die Zahl der Toten auf 626.")
+    assert not states_amount("Am 13. Oktober 2006 wurde er gewählt.")  # a day and a year
+    pope = holder_of("Wer ist Papst?")
+    assert pope is not None and holder_of("Wie hoch ist der Ölpreis?") is None
+    assert pope("Nach der Wahl verzichtete Papst Franziskus auf den Mercedes.")
+    assert not pope("Bergoglio wählte seinen Papstnamen in Anlehnung an Franz von Assisi.")
+    president = holder_of("Wer ist Bundespräsident?")
+    assert president is not None
+    assert president("Seinen ersten Besuch als Bundespräsident machte Joachim Gauck in Polen.")
+    pm = holder_of("Wer war Ministerpräsident von Thailand?")
+    assert pm is not None
+    assert pm("Ministerpräsident Samak Sundaravej griff zu einer drastischen Maßnahme.")
+    assert not pm("nach dem Sturz des ehemaligen Ministerpräsidenten Thaksin Shinawatra")
+    uk = holder_of("Wer ist britischer Premierminister?")
+    assert uk is not None
+    assert uk("Boris Johnson wurde von der Queen zum neuen Premierminister ernannt.")
 
 
 def test_a_day_without_its_year_takes_the_articles_year():
