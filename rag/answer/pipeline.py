@@ -280,6 +280,12 @@ class Answerer:
         topic = reading.topic if reading.active() else ""
         query_vectors = self.embedder.embed_queries([topic or standalone])
         hits, missing = self._retrieve(topic or standalone, query_vectors, filters, plan, reading)
+        if topic and reading.anchors and len(missing) == len(reading.anchors):
+            # Nothing is dated in the asked time, so it filters nothing: its words are content
+            # then ("Was geschah 1521 in Worms?" over undated articles).
+            topic = ""
+            query_vectors = self.embedder.embed_queries([standalone])
+            hits, missing = self._retrieve(standalone, query_vectors, filters, plan, reading)
         retrieval: dict[str, Any] = {
             "k": self.settings.passages,
             "stages": plan.stages(),
@@ -479,7 +485,7 @@ class Answerer:
                 cfg.time_anchor_margin,
                 answers,
             )
-        if ctx.reading.asks_when:
+        if ctx.reading.asks_day:
             ordered = timing.day_first(ordered, ctx.hits, cfg.time_margin, keyword)
         return ordered
 

@@ -222,14 +222,16 @@ def names_a_day(text: str, article_date: str | None) -> bool:
 def day_first(
     scored: Sequence[ScoredSentence], hits: Sequence[Hit], margin: float, keyword: float
 ) -> list[ScoredSentence]:
-    """Asked "Wann ...?": `scored` (best first) with the best sentence that names a day moved
-    to the front, if it answers within `margin` of the best ("Der Prozess wurde auf den 28.
-    November vertagt" rather than "Der Prozess gegen Saddam Hussein begann")."""
+    """Asked "Wann ...?": `scored` (best first) with the best sentence of the leading article
+    that names a day moved to the front, if it answers within `margin` of the best ("Der
+    Prozess wurde auf den 28. November vertagt" rather than "Der Prozess gegen Saddam Hussein
+    begann"). Other articles are not brought forward by it: the day a sentence names is no
+    sign that its article is about the question."""
     if not scored:
         return list(scored)
-    best = strength(scored[0], keyword)
+    best, lead = strength(scored[0], keyword), hits[scored[0].hit].doc_id
     for s in scored:
-        if best - strength(s, keyword) > margin:
+        if best - strength(s, keyword) > margin or hits[s.hit].doc_id != lead:
             continue
         if names_a_day(s.text, hits[s.hit].date):
             return [s, *(x for x in scored if x is not s)]

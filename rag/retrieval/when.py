@@ -84,6 +84,8 @@ class TimeReading:
     latest: bool = False
     then: bool = False
     asks_when: bool = False
+    asks_day: bool = False
+    """A "when" question that wants a day, not a year or a month ("In welchem Jahr" does not)."""
     cues: tuple[str, ...] = field(default=())
     """The words that set `latest`, `then` or `asks_when`."""
     topic: str = ""
@@ -202,6 +204,9 @@ _WHEN = re.compile(
 )
 
 
+_YEAR_OR_MONTH = re.compile(r"\b(?:jahr|monat|year|month)\b", re.IGNORECASE)
+
+
 def read_time(question: str, today: dt.date | None = None) -> TimeReading:
     """The time expressions of `question` (see the module docstring). `today` is unused for
     now (relative expressions such as "last year" are not read: an archive's "now" is not the
@@ -263,6 +268,7 @@ def read_time(question: str, today: dt.date | None = None) -> TimeReading:
         latest=bool(latest) and not then,
         then=bool(then),
         asks_when=when is not None,
+        asks_day=when is not None and not _YEAR_OR_MONTH.search(when.group(0)),
         cues=tuple(cues),
         topic=topic,
     )

@@ -216,6 +216,8 @@ def test_a_time_with_no_report_falls_back_to_all_dates(club):
 
     assert answer.answerable  # nothing from 2019: the best of all dates, labelled with theirs
     assert answer.retrieval["time"]["no_sources_in"][0]["start"] == "2019-01-01"
+    # the year filtered nothing, so the question was searched with it, as asked
+    assert answer.retrieval["time"]["searched_as"] is None
     assert all(
         line.startswith(("Stand", "Früher", "Später")) for line in answer.text.splitlines()[1:]
     )
@@ -236,6 +238,20 @@ def test_a_weekday_follows_the_tense_or_the_articles_week():
     assert resolve_relative("Sie wird am Montag reisen.", "2005-04-25")[0].date == "2005-05-02"
     found = resolve_relative("Am Mittwochnachmittag kam es zum Unglück.", "2006-01-06")
     assert [(r.text, r.date) for r in found] == [("Am Mittwochnachmittag", "2006-01-04")]
+
+
+@pytest.mark.parametrize(
+    ("question", "day"),
+    [
+        ("Wann wurde der Prozess vertagt?", True),
+        ("Auf welchen Tag wurde der Prozess vertagt?", True),
+        ("In welchem Jahr begann der Bau?", False),  # a year, not a day
+        ("In which month did it open?", False),
+        ("Wer ist Papst?", False),
+    ],
+)
+def test_a_when_question_asks_for_a_day_unless_it_names_a_year_or_month(question, day):
+    assert read_time(question).asks_day is day
 
 
 def test_a_weekday_said_as_last_or_next_is_that_one_whatever_the_tense():
