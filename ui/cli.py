@@ -6,19 +6,25 @@ Defaults come from the `server` section of the settings; the flags override them
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import ipaddress
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from rag.cli import progress_bar
+from rag.cli import progress_bar, warm
 from rag.cli.options import index_option
 from rag.errors import ConfigError
+from ui.auth import Principal, TokenStore
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from rag.settings import ServerSettings
-    from ui.auth import AuditLog, Security, TokenStore
+    from ui.auth import AuditLog, Security
     from ui.service import Service
 
 
@@ -135,6 +141,12 @@ def _token_store() -> tuple[TokenStore, AuditLog]:
     is_flag=True,
     help="Offer the MCP tools add_documents and remove_document at /mcp (to editor tokens).",
 )
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=1),
+    help="Stop after this many seconds without a request (the background worker that "
+    "`rag search` starts with RAG_WARM).",
+)
 def serve_cmd(
     index_dir: Path | None,
     host: str | None,
@@ -145,6 +157,7 @@ def serve_cmd(
     max_upload_mb: int | None,
     insecure: bool,
     mcp_writes: bool,
+    idle_exit: float | None,
 ) -> None:
     """Serve the HTTP API (/api/..., docs at /docs), the MCP endpoint for AI assistants (/mcp)
     and the chat UI (/) for an index."""
@@ -172,6 +185,7 @@ def serve_cmd(
             server=server,
             insecure=insecure,
             mcp_writes=mcp_writes,
+            idle_exit=idle_exit,
         )
 
 
@@ -247,8 +261,10 @@ def run(
     server: ServerSettings | None = None,
     insecure: bool = False,
     mcp_writes: bool = False,
+    idle_exit: float | None = None,
 ) -> None:
-    """Serve `service` with uvicorn until Ctrl-C (for `rag serve`, and `rag start` to end in)."""
+    """Serve `service` with uvicorn until Ctrl-C, SIGTERM or `idle_exit` seconds without a
+    request (for `rag serve`, and `rag start` to end in)."""
     import uvicorn
 
     from ui.server import create_app
@@ -256,6 +272,7 @@ def run(
     security = security_for(server, host, insecure)
     if security.store is not None:
         click.echo(f"Access tokens required (server.auth; tokens in {security.store.path}).")
+    security, cli_token = with_local_token(security)
     click.echo("Loading the embedding model...")
     service.warm_up()
     app = create_app(service, with_ui=with_ui, security=security, mcp_writes=mcp_writes)
@@ -263,11 +280,97 @@ def run(
     click.echo(
         f"Serving on http://{shown}:{port}/ (API docs at /docs, MCP at /mcp); Ctrl-C stops."
     )
+    record = warm.ServerRecord.new(
+        service.path, service.engine.settings.index_dir, host, port, cli_token
+    )
     # Keep-alive longer than uvicorn's 5 s: a client pausing ~5 s between requests otherwise races
     # the server closing its connection (seen as a ReadError in benchmarks/serve.py --mixed).
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=host, port=port, workers=1, log_level="warning", timeout_keep_alive=30
     )
+    _serve(config, record, idle_exit)
+
+
+LOCAL_PRINCIPAL = "local rag commands"
+"""Who requests with the server's local token come from (no token file name has a space)."""
+
+
+class _WithLocalToken(TokenStore):
+    """The tokens file, plus one reader token that exists only in this server's memory and in
+    its user's 0600 record (`rag.cli.warm`): that user's `rag search`, `ask` and `timeline`."""
+
+    def __init__(self, path: Path, local_token: str) -> None:
+        super().__init__(path)
+        self._local = local_token.encode()
+
+    def verify(self, token: str) -> Principal | None:
+        if hmac.compare_digest(token.strip().encode("utf-8", "surrogatepass"), self._local):
+            return Principal(LOCAL_PRINCIPAL, "reader")
+        return super().verify(token)
+
+
+def with_local_token(security: Security) -> tuple[Security, str | None]:
+    """`security`, accepting also a new local reader token when tokens are required (None
+    when they are not: the local commands need none then)."""
+    if security.store is None:
+        return security, None
+    token = warm.new_token()
+    store = _WithLocalToken(security.store.path, token)
+    return dataclasses.replace(security, store=store, sessions=None), token
+
+
+def _serve(
+    config: uvicorn.Config, record: warm.ServerRecord, idle_exit: float | None = None
+) -> None:
+    """`uvicorn.run` (one worker) that publishes `record` once the server listens and withdraws
+    it when the server stops (Ctrl-C, SIGTERM, `idle_exit` seconds without a request), so this
+    user's `rag` commands use it meanwhile."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if not self.started:
+                return
+            try:
+                published = warm.publish(record)
+            except OSError as exc:
+                click.echo(f"warning: `rag` commands will not use this server: {exc}", err=True)
+            else:
+                if published is not None:
+                    click.echo(
+                        "`rag search`, `rag ask` and `rag timeline` on this index now ask this "
+                        f"server (record: {published}; --no-server: in-process)."
+                    )
+            if idle_exit is not None:
+                self._idle_watch = asyncio.create_task(self.exit_when_idle(idle_exit))
+
+        async def exit_when_idle(self, seconds: float) -> None:
+            state = self.server_state
+            seen, last = -1, time.monotonic()
+            while not self.should_exit:
+                await asyncio.sleep(min(seconds / 4, 5.0))
+                if state.tasks or state.total_requests != seen:  # busy, or requests came
+                    seen, last = state.total_requests, time.monotonic()
+                elif time.monotonic() - last >= seconds:
+                    click.echo(f"No request for {seconds:g} s: stopping.")
+                    self.should_exit = True
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            warm.withdraw(record)  # first: no new command comes here while it stops
+            await super().shutdown(sockets)
+
+    server = Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        warm.withdraw(record)
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run: the server could not start
 
 
 def security_for(server: ServerSettings | None, host: str, insecure: bool) -> Security:

@@ -1,6 +1,8 @@
 """The `rag` command line: a thin layer over `rag.Engine`. Project errors become one clean line.
 
-One module per command group (index, search, ask, export, models, evaluate). Other packages add
+One module per command group (index, search, ask, export, models, evaluate), imported only when
+its command runs (`BUILT_IN`): `rag search` loads neither the other commands' imports nor,
+when a `rag serve` answers it (`rag.cli.warm`), the index and the models. Other packages add
 commands through the `newsrag.commands` entry-point group: each entry point is a function that
 is called with the `main` group (`ui.cli:register` adds `rag serve` and `rag start`). They are
 loaded only for a command name that is not built in, or to list the commands, so `rag search`
@@ -9,6 +11,7 @@ never imports the web stack.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -19,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rag.errors import PROJECT_ERRORS, ConfigError
-
 if TYPE_CHECKING:
     from rag.engine import Engine
 
@@ -28,6 +29,23 @@ log = logging.getLogger("rag")
 
 COMMANDS_ENTRY_POINTS = "newsrag.commands"
 """Entry-point group of functions `register(main: click.Group) -> None` that add commands."""
+
+BUILT_IN: dict[str, str] = {
+    "index": "index:index_cmd",
+    "search": "search:search_cmd",
+    "ask": "ask:ask_cmd",
+    "timeline": "timeline:timeline_cmd",
+    "remove": "index:remove_cmd",
+    "info": "index:info_cmd",
+    "models": "models:models_group",
+    "eval": "evaluate:eval_cmd",
+    "eval-answers": "evaluate:eval_answers_cmd",
+    "export": "export:export_cmd",
+    "verify": "verify:verify_cmd",
+    "migrate": "migrate:migrate_cmd",
+    "mcp": "mcp:mcp_cmd",
+}
+"""The built-in commands: name -> `module:attribute` in `rag.cli`, imported on first use."""
 
 # Never reach for a model hub from the CLI; models come from packages or local directories.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,7 +61,15 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except PROJECT_ERRORS as exc:
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            # Imported only now: rag.errors loads the index package (numpy, FAISS), which a
+            # command answered by a server never needs.
+            from rag.errors import PROJECT_ERRORS
+
+            if not isinstance(exc, PROJECT_ERRORS):
+                raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
 
@@ -56,13 +82,17 @@ class _MainGroup(_Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in BUILT_IN:
+            module, _, name = BUILT_IN[cmd_name].partition(":")
+            command = getattr(importlib.import_module(f"rag.cli.{module}"), name)
+            self.add_command(command, cmd_name)
         if command is None and self._load_plugins():
             command = super().get_command(ctx, cmd_name)
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugins()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *BUILT_IN})
 
     def _load_plugins(self) -> bool:
         """Register the entry points' commands once; False when they were already loaded."""
@@ -123,6 +153,8 @@ def progress_bar() -> Callable[[str, int, int], None]:
 
 def _read_batch(path: Path, field: str) -> list[tuple[Any, str]]:
     """JSONL lines {"id": ..., FIELD: "..."}; any bad line is one clear error (path:line)."""
+    from rag.errors import ConfigError
+
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
@@ -154,23 +186,3 @@ def main(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
-
-# The command modules import the helpers above, so they come last.
-from rag.cli import ask, evaluate, export, index, mcp, migrate, models, search, timeline, verify
-
-for _command in (
-    index.index_cmd,
-    search.search_cmd,
-    ask.ask_cmd,
-    timeline.timeline_cmd,
-    index.remove_cmd,
-    index.info_cmd,
-    models.models_group,
-    evaluate.eval_cmd,
-    evaluate.eval_answers_cmd,
-    export.export_cmd,
-    verify.verify_cmd,
-    migrate.migrate_cmd,
-    mcp.mcp_cmd,
-):
-    main.add_command(_command)

@@ -69,6 +69,15 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="JSON output (see README for the shape)."
 )
 
+server_option = click.option(
+    "--no-server",
+    is_flag=True,
+    envvar="RAG_NO_SERVER",
+    help="Run in this process even when a `rag serve` of the index is running (env "
+    "RAG_NO_SERVER=1); by default a running server answers (README: the warm CLI).",
+)
+"""`--no-server` as the `no_server` parameter (`rag.cli.warm`)."""
+
 
 def batch_option(field: str, prints: str) -> Callable[[F], F]:
     """`--batch FILE`: JSONL lines {"id", FIELD}, one output line per input line."""
