@@ -251,6 +251,12 @@ class Engine:
 
         return export_answers(answers, fmt, ExportContext.of_index(self.path, self.embedder.id))
 
+    def has_index(self) -> bool:
+        """True when there is an index to read, on any backend: it existed when the Engine
+        was opened, or an `add` has created it since."""
+        with self._lock:
+            return self._index is not None and not self._closed
+
     def info(self) -> dict[str, Any]:
         """The index's summary: counts, embedder, chunking, size on disk."""
         with self._lock:

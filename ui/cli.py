@@ -166,16 +166,16 @@ def serve_cmd(
         if seeds:
             report = service.add(list(seeds))
             click.echo(
-                f"{service.path}: {report.added} added, {report.updated} updated, "
+                f"{service.location}: {report.added} added, {report.updated} updated, "
                 f"{report.unchanged} unchanged"
             )
             for p in report.problems:
                 click.echo(f"  failed: {p.source}: {p.message}", err=True)
         if not service.has_index() and not empty:
             raise ConfigError(
-                f"no index at {service.path}; create one with `rag index PATH --index "
-                f"{service.path}`, or pass --seed PATH to index files first, or --empty to "
-                "start without documents and upload them"
+                f"no index at {service.location}; create one with `{service.index_command()}`, "
+                "or pass --seed PATH to index files first, or --empty to start without "
+                "documents and upload them"
             )
         run(
             service,
@@ -213,7 +213,7 @@ def start_cmd(
         click.echo("Preparing the embedding model and the index (first run builds the model)...")
         report = service.add(list(paths), on_progress=progress_bar())
         click.echo(
-            f"{service.path}: {report.added} added, {report.updated} updated, "
+            f"{service.location}: {report.added} added, {report.updated} updated, "
             f"{report.unchanged} unchanged; {service.info()['index']['counts']['documents']} "
             "documents in the index."
         )

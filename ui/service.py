@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from index import Index, WriteResult
+from index import WriteResult
 from rag.answer.types import Answer, AnswerDelta, Turn
-from rag.engine import AddReport, Engine
+from rag.engine import AddReport, Engine, index_location
 from rag.errors import ConfigError, IndexNotFoundError
 from rag.ingest import SUPPORTED_SUFFIXES, IngestProblem, read_file
 from rag.ingest.indexer import index_spec
@@ -127,9 +127,15 @@ class Service:
     def path(self) -> Path:
         return self.engine.path
 
+    @property
+    def location(self) -> Path | str:
+        """Where the index lives: the directory, or the Qdrant location (`index.url`)."""
+        return index_location(self.engine.settings, self.engine.path)
+
     def has_index(self) -> bool:
-        """True once the index exists on disk (it is created by the first upload or add)."""
-        return Index.exists(self.engine.path)
+        """True once the engine has an index, on any backend (the first upload or add
+        creates it)."""
+        return self.engine.has_index()
 
     def warm_up(self) -> None:
         """Load the embedding model now, so the first request does not wait for it."""
@@ -380,16 +386,28 @@ class Service:
         """
         from rag.export import ExportContext, export_answers
 
-        return export_answers(
-            answers, fmt, ExportContext.of_index(self.engine.path, self.engine.embedder.id)
+        location, embedder = self.location, self.engine.embedder.id
+        context = (
+            ExportContext.of_index(location, embedder)
+            if isinstance(location, Path)
+            else ExportContext(embedder=embedder, index_path=location)  # no manifest file
         )
+        return export_answers(answers, fmt, context)
+
+    def index_command(self) -> str:
+        """The `rag index` command that fills this service's index (for messages)."""
+        settings = self.engine.settings
+        if settings.index.backend != "qdrant":
+            return f"rag index PATH --index {self.engine.path}"
+        if settings.index.url:
+            return f"rag index PATH --backend qdrant --url {settings.index.url}"
+        return f"rag index PATH --backend qdrant --index {self.engine.path}"
 
     def _require_index(self) -> None:
         if not self.has_index():
-            path = self.engine.path
             raise IndexNotFoundError(
-                f"the index at {path} holds no documents yet; upload some (POST /api/documents "
-                f"or the UI's upload) or run `rag index PATH --index {path}`"
+                f"the index at {self.location} holds no documents yet; upload some (POST "
+                f"/api/documents or the UI's upload) or run `{self.index_command()}`"
             )
 
 
@@ -451,7 +469,7 @@ def _mb(n: int) -> str:
 
 def _empty_index_info(engine: Engine) -> dict[str, Any]:
     return {
-        "path": str(engine.path),
+        "path": str(index_location(engine.settings, engine.path)),
         "exists": False,
         "counts": {"documents": 0, "chunks": 0},
         "spec": index_spec(engine.settings, engine.embedder).to_json(),

@@ -228,7 +228,7 @@ def test_a_chunk_id_of_another_document_is_refused(qdrant: QdrantIndex) -> None:
 _DEFAULT_PATH = """
 import sys, numpy as np
 from pathlib import Path
-import rag, rag.cli, rag.engine, index
+import rag, rag.cli, rag.cli.index, rag.engine, index, ui.service
 from rag.settings import load_settings
 from rag.types import Document
 
@@ -244,11 +244,11 @@ class Embedder:
 with rag.engine.Engine.open(Path(sys.argv[1]), load_settings(), embedder=Embedder()) as e:
     e.add_documents([Document(doc_id="a", text="Die Bahn streikt.", source="a.txt")])
     assert e.search("Bahn", k=1)
-print(sorted(m for m in sys.modules if m.split(".")[0] in ("qdrant_client", "qdrant_edge")))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("qdrant_client", "qdrant_edge", "ray")))
 """
 
 
-def test_the_local_default_never_imports_qdrant(tmp_path: Path) -> None:
+def test_the_local_default_never_imports_qdrant_or_ray(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", _DEFAULT_PATH, str(tmp_path / "idx")],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
