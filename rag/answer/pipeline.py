@@ -441,6 +441,7 @@ class Answerer:
                 cfg.time_margin,
                 self.weights.keyword,
                 cfg.max_sentences,
+                _answer_form(ctx),
             )
         timed = ctx.reading.active() or timing.dated_differently(chosen, ctx.hits)
         if timed:
@@ -610,7 +611,14 @@ class Answerer:
             answered = [s for s in scored if (s.hit, s.start, s.end) == (found.hit, start, end)]
             threshold = cfg.answerable_threshold
             shown_too = timing.with_earlier(
-                answered, scored, ctx.hits, threshold, cfg.time_margin, self.weights.keyword, 2
+                answered,
+                scored,
+                ctx.hits,
+                threshold,
+                cfg.time_margin,
+                self.weights.keyword,
+                2,
+                _answer_form(ctx),
             )
             for s in shown_too[1:]:
                 older, text = ctx.hits[s.hit], s.text.strip()

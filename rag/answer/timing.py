@@ -267,11 +267,13 @@ def with_earlier(
     margin: float,
     keyword: float,
     most: int,
+    answers: Callable[[str], bool] | None = None,
 ) -> list[ScoredSentence]:
     """Asked for the latest state: `chosen`, plus the best sentence of an older report when
     none is chosen yet (its `strength` within `margin` of the best's, its score above
     `threshold`), so the answer shows what was said before; it takes the last place when
-    `most` are chosen."""
+    `most` are chosen. With `answers` (the answer's form: an office holder's name, an
+    amount), an older sentence of that form is taken before one without it."""
     out = list(chosen)
     lead = hits[out[0].hit].date if out else None
     if not lead or any((hits[s.hit].date or lead) < lead for s in out):
@@ -287,7 +289,8 @@ def with_earlier(
     ]
     if not older:
         return out
-    pick = max(older, key=lambda s: (str(hits[s.hit].date), strength(s, keyword)))
+    formed = [s for s in older if answers(s.text)] if answers is not None else []
+    pick = max(formed or older, key=lambda s: (str(hits[s.hit].date), strength(s, keyword)))
     return (out if len(out) < most else out[: most - 1]) + [pick]
 
 

@@ -16,6 +16,10 @@ date. Rules, tried in order (the first that fires wins):
   from the latest year the text names, or one either side, where the weekday fits;
 - `supported_date`: the latest full date not said of the future or the backstory, with another
   date of the same or the previous month beside it;
+- `event_elapsed`: time counted from an event every reader knows the date of ("Nach fast drei
+  Jahren Ukraine-Krieg", "zwei Jahre nach dem Mauerfall", "three years into the war in
+  Ukraine"; the events are in `rag.ingest.events`), when no date above fired and the text names
+  no later year than the one counted to;
 - `latest_date`: that latest date alone (below the default confidence threshold).
 
 A date older than the latest year the text names is a historical reference and never the
@@ -30,6 +34,8 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from rag.ingest.events import count_from_events
 
 # A huge text is read only in part: its head (datelines, leads, the events it reports) and its
 # tail ("Stand:" and "Updated" lines at the foot of web pages).
@@ -54,6 +60,7 @@ RULE_CONFIDENCE: dict[str, float] = {
     "lead_date": 0.75,  # 11 of 14
     "weekday_day": 0.75,  # 5 of 6
     "supported_date": 0.7,  # 6 of 8
+    "event_elapsed": 0.7,  # judgement: fires on none of the Wikinews articles (2004-2012)
     "latest_date": 0.23,  # 6 of 28: below the default threshold, for callers who want it
 }
 DEFAULT_MIN_CONFIDENCE = 0.7
@@ -209,6 +216,7 @@ class InferredDate:
     end: int
     rule: str
     field: str = "text"
+    basis: str | None = None  # event_elapsed: the event and its date ("Ukraine-Krieg: 2022-02-24")
 
 
 @dataclass(frozen=True)
@@ -255,6 +263,10 @@ def infer_date(
     latest_year = _latest_year(mentions, candidates)
     for rule, found in _rules(text, candidates, latest_year):
         confidence = RULE_CONFIDENCE[rule]
+        if rule == "latest_date":
+            elapsed = _event_elapsed(text, cues, latest_year)
+            if elapsed is not None and RULE_CONFIDENCE["event_elapsed"] >= min_confidence:
+                return elapsed
         if confidence < min_confidence:
             return None
         mention = found.mention
@@ -266,6 +278,29 @@ def infer_date(
             end=mention.end,
             rule=rule,
             field=found.field,
+        )
+    if RULE_CONFIDENCE["event_elapsed"] >= min_confidence:
+        return _event_elapsed(text, cues, latest_year)
+    return None
+
+
+def _event_elapsed(
+    text: str, cues: dict[str, re.Pattern[str]], latest_year: int
+) -> InferredDate | None:
+    """The month an elapsed time from a known event points at, if the text counts one."""
+    for counted in count_from_events(text[:HEAD_CHARS]):
+        if latest_year and not latest_year <= counted.year <= latest_year + 1:
+            continue  # a later year named: backstory; a much earlier one: not this event
+        if cues["backstory"].search(_clause(text, counted.start, counted.end)):
+            continue
+        return InferredDate(
+            date=f"{counted.year:04d}-{counted.month:02d}",
+            confidence=RULE_CONFIDENCE["event_elapsed"],
+            evidence=text[counted.start : counted.end],
+            start=counted.start,
+            end=counted.end,
+            rule="event_elapsed",
+            basis=f"{counted.event}: {counted.event_date}",
         )
     return None
 

@@ -341,6 +341,7 @@ def _dated(doc: Document) -> Document:
         "date_confidence": round(found.confidence, 2),
         "date_rule": found.rule,
         "date_evidence": found.evidence,
+        **({"date_basis": found.basis} if found.basis else {}),
     }
     return replace(doc, date=found.date, metadata=metadata)
 

@@ -214,3 +214,14 @@ def test_followup_detection_and_subject_carrying():
     )
     standalone = "Welche Waffen liefern die USA an die Ukraine?"
     assert carry_subject(standalone, history, "de") == standalone
+
+
+def test_the_current_holder_leads_and_the_earlier_one_follows(seeded):
+    """Seed 004 has no date header; its text dates it ("Nach fast drei Jahren Ukraine-Krieg")."""
+    answer = seeded.ask("Wer ist derzeit NATO-Generalsekretär?", mode="quote")
+    assert answer.answerable
+    first, *earlier = answer.citations
+    assert "/004_" in first.source and first.date == "2024-12"
+    assert "Mark Rutte" in first.quote
+    assert any("Stoltenberg" in c.quote and c.date < first.date for c in earlier)
+    assert answer.text.index("Rutte") < answer.text.index("Stoltenberg")

@@ -279,6 +279,52 @@ def test_seeds_without_a_date_header_are_never_given_a_wrong_month(name: str) ->
     assert found is None or found.date[:7] == SEED_MONTHS[name]
 
 
+def test_seed_004_is_dated_by_the_war_it_counts_from() -> None:
+    (path,) = SEEDS.glob("004_*.txt")
+    found = infer_date(path.read_text(encoding="utf-8"), "de")
+    assert found is not None
+    assert (found.date, found.rule) == ("2024-12", "event_elapsed")
+    assert found.evidence == "Nach fast drei Jahren Ukraine-Krieg"
+    assert found.basis == "Ukraine-Krieg: 2022-02-24"
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("Nach fast drei Jahren Ukraine-Krieg zeichnet sich ein Ende ab.", "2024-12"),
+        ("Nach 1000 Tagen Krieg in der Ukraine zieht Kiew Bilanz.", "2024-11"),
+        ("Zwei Jahre nach Beginn des russischen Angriffskriegs gegen die Ukraine.", "2024-02"),
+        ("Seit mehr als zwei Jahren führt Russland Krieg gegen die Ukraine.", "2024-04"),
+        ("Three years into the war in Ukraine, Kyiv is short of soldiers.", "2025-02"),
+        ("Zehn Jahre nach dem Mauerfall feiert Berlin.", "1999-11"),
+        ("Nach eineinhalb Jahren Corona-Pandemie öffnen die Theater.", "2021-09"),
+    ],
+)
+def test_time_counted_from_a_known_event_gives_the_month(text: str, date: str) -> None:
+    found = infer_date(text)
+    assert found is not None and found.rule == "event_elapsed"
+    assert found.date == date
+    assert text[found.start : found.end] == found.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the text names a later year: the count is backstory
+        "Im März 2026 erinnerte man daran, dass nach drei Jahren Ukraine-Krieg vieles anders war.",
+        # a much earlier year: the same words for another event ("Pandemie" alone is not Corona)
+        "Im Jahr 2010, nach einem Jahr Pandemie, zog die WHO Bilanz.",
+        "Damals, nach zwei Jahren Irak-Krieg, hatte niemand das erwartet.",
+        # a count from no known event, and an ordinal
+        "Nach acht Jahren Schule beginnt die Lehre.",
+        "Im dritten Jahr des Ukraine-Kriegs fehlen Soldaten.",
+    ],
+)
+def test_a_count_that_is_backstory_or_from_no_known_event_dates_nothing(text: str) -> None:
+    found = infer_date(text, "de")
+    assert found is None or found.rule != "event_elapsed", found
+
+
 def test_finds_dates_as_written_in_german_and_english() -> None:
     text = (
         "am Mittwoch (01. Juni), 7. Januar 2022, January 7th, 2022, 2022-03-04, 12.03.2024, "

@@ -218,6 +218,19 @@ def test_the_packaged_reader_finds_the_phrase_in_its_source(packaged, question, 
 
 
 @pytest.mark.slow
+def test_the_packaged_reader_names_the_current_holder_and_the_earlier_one(packaged):
+    """Seed 004 (Rutte, no date header) is dated 2024-12 from its text ("Nach fast drei
+    Jahren Ukraine-Krieg"); the newest report leads, Stoltenberg's is shown as earlier."""
+    answer = packaged.ask("Wer ist derzeit NATO-Generalsekretär?")
+    assert answer.mode == "reader" and answer.answerable, answer.text
+    assert "Rutte" in answer.phrase.text
+    first, earlier = answer.citations
+    assert "/004_" in first.source and first.date == "2024-12"
+    assert "Stoltenberg" in earlier.quote and earlier.date < first.date
+    assert answer.text.index("Rutte") < answer.text.index("Stoltenberg")
+
+
+@pytest.mark.slow
 def test_the_packaged_reader_refuses_what_the_seeds_do_not_say(packaged):
     answer = packaged.ask("Wie viele Tore schoss Bayern München in der Saison 2023?")
     assert not answer.answerable and answer.passages

@@ -256,16 +256,23 @@ def test_seed_story_over_three_years_in_order(seeded):
     assert all("Stoltenberg" in e.sentence for e in timeline.entries)
     assert_cited_exactly(timeline)
     rutte = seeded.timeline("Rutte")
-    assert sources_of(rutte) == {None: [SEED["004"]]}
+    # Dated from its text: "Nach fast drei Jahren Ukraine-Krieg" (the war began 2022-02-24).
+    assert sources_of(rutte) == {"2024-12": [SEED["004"]]}
     assert "Mark Rutte" in rutte.entries[0].sentence
 
 
 def test_seed_timeline_by_year_and_filtered(seeded):
     by_year = seeded.timeline("Stoltenberg Verhandlungen mit Russland", by="year")
-    assert [(g.period, g.n_articles) for g in by_year.groups] == [("2022", 2), ("2023", 1)]
+    # 2024: the Rutte article (dated from its text) on negotiations for a ceasefire.
+    assert [(g.period, g.n_articles) for g in by_year.groups] == [
+        ("2022", 2),
+        ("2023", 1),
+        ("2024", 1),
+    ]
     later = seeded.timeline("Stoltenberg Verhandlungen mit Russland", Filters(date_from="2023"))
-    assert sources_of(later) == {"2023-06": [SEED["000"]]}
+    assert sources_of(later) == {"2023-06": [SEED["000"]], "2024-12": [SEED["004"]]}
     assert "Verhandlungen mit Russland" in later.entries[0].sentence
+    assert "Waffenstillstandsverhandlungen" in later.entries[1].sentence
 
 
 def test_nothing_matches_a_query_the_archive_does_not_cover(seeded):
