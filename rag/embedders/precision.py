@@ -32,6 +32,17 @@ def native_bf16() -> bool:
 
 def resolve(precision: Literal["auto", "fp32", "bf16"]) -> Literal["fp32", "bf16"]:
     """`auto` -> bf16 where the CPU has AMX or AVX512-BF16, else fp32."""
+    if precision == "bf16" and not native_bf16():
+        _warn_emulated_bf16()
     if precision != "auto":
         return precision
     return "bf16" if native_bf16() else "fp32"
+
+
+@lru_cache(maxsize=1)
+def _warn_emulated_bf16() -> None:
+    log.warning(
+        "embedding.precision is bf16, but this CPU has no native bf16 (AVX512-BF16 or AMX): "
+        "it is emulated, about 20x slower than fp32 here. Set embedding.precision = \"auto\" "
+        "(or RAG_EMBEDDING__PRECISION=auto) to use fp32 on this CPU."
+    )
