@@ -34,13 +34,7 @@ class _Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("reader:"):
-            phrase, p_none, grounded, evidence, p_phrase = record.args  # type: ignore[misc]
-            _Capture.last = {
-                "phrase": phrase,
-                "p_none": p_none,
-                "grounded": grounded,
-                "p_phrase": p_phrase,
-            }
+            _Capture.last = dict(record.args)  # type: ignore[arg-type]  # reader.Signals
 
 
 def main() -> None:
@@ -50,6 +44,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--index", type=Path)
+    parser.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="Take each paragraph's question this many places later (a held-out sample).",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -83,7 +83,8 @@ def main() -> None:
         a = data[(k * len(data)) // args.n]
         sources = [f"{a['title']}#{i}" for i in range(len(a["paragraphs"]))]
         gi = k % len(a["paragraphs"])
-        qa = a["paragraphs"][gi]["qas"][(k // len(data)) % len(a["paragraphs"][gi]["qas"])]
+        qas = a["paragraphs"][gi]["qas"]
+        qa = qas[(k // len(data) + args.skip) % len(qas)]
         others = tuple(s for j, s in enumerate(sources) if j != gi)
         items.append(
             (
@@ -97,8 +98,8 @@ def main() -> None:
     settings = load_settings(
         generation={
             "backend": "packaged",
-            "reader_none_threshold": 1.0,
-            "reader_evidence_threshold": 0.0,
+            "reader_refusal": "calibrated",
+            "reader_answer_threshold": 0.0,  # every grounded phrase is shown
             **dict(item.split("=", 1) for item in args.set),
         }
     )
@@ -118,6 +119,7 @@ def main() -> None:
                     answer = engine.ask(question, filters, mode="reader")
                     seconds = time.perf_counter() - started
                     quote = answer.citations[0].quote if answer.citations else ""
+                    quoted = engine.ask(question, filters, mode="quote")
                     row = {
                         "id": qid,
                         "kind": kind,
@@ -135,6 +137,10 @@ def main() -> None:
                         "gold_in_answer": any(_n(g) in _n(answer.text) for g in golds),
                         "gold_in_quote": any(_n(g) in _n(quote) for g in golds),
                         "seconds": round(seconds, 2),
+                        "quote_answerable": quoted.answerable,
+                        "quote_evidence": quoted.evidence,
+                        "gold_in_quote_answer": quoted.answerable
+                        and any(_n(g) in _n(quoted.text) for g in golds),
                     }
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     out.flush()
@@ -173,9 +179,10 @@ def summarize(path: Path) -> None:
                 )
 
             pa = [r for r in pos if answers(r)]
+            gold = sum(r["gold_in_answer"] for r in pa) / max(1, len(pos))
             print(
                 f"p(NONE) < {t_none:<4} evidence >= {t_ev:<4}: answerable refused "
-                f"{1 - len(pa) / max(1, len(pos)):.2f}, gold in answer {sum(r['gold_in_answer'] for r in pa) / max(1, len(pos)):.2f}; "
+                f"{1 - len(pa) / max(1, len(pos)):.2f}, gold in answer {gold:.2f}; "
                 f"hard negatives refused {1 - sum(answers(r) for r in neg) / max(1, len(neg)):.2f}"
             )
 

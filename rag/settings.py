@@ -178,19 +178,34 @@ class GenerationSettings(_Section):
         description="reader: most characters of excerpts the model reads (best sentences "
         "first; 0 = no limit). The prompt's length sets the reader's latency.",
     )
+    reader_refusal: Literal["calibrated", "thresholds"] = Field(
+        "calibrated",
+        description="reader: how it decides that the passages do not answer. calibrated = one "
+        "probability from all the reading's signals (rag/answer/answerability.py, fitted on "
+        "XQuAD with hard negatives), refused under reader_answer_threshold; thresholds = "
+        "reader_none_threshold and reader_evidence_threshold alone (also the rule for a model "
+        "behind an HTTP endpoint, which gives no probabilities).",
+    )
+    reader_answer_threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="reader (calibrated): refuse when the fitted probability that the passages "
+        "answer is under this.",
+    )
     reader_none_threshold: float = Field(
         0.2,
         ge=0,
         le=1,
-        description="reader: refuse when the model's probability of answering NONE is at least "
-        "this (calibrated on XQuAD with hard negatives, see the README).",
+        description="reader (thresholds): refuse when the model's probability of answering NONE "
+        "is at least this (calibrated on XQuAD with hard negatives, see the README).",
     )
     reader_evidence_threshold: float = Field(
         1.45,
         ge=0,
         le=3,
-        description="reader: refuse when the sentence holding the phrase scores below this "
-        "(the quote mode's sentence evidence).",
+        description="reader (thresholds): refuse when the sentence holding the phrase scores "
+        "below this (the quote mode's sentence evidence).",
     )
     backend: Literal["packaged", "llamacpp", "openai", "none"] = Field(
         "packaged",

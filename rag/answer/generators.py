@@ -20,6 +20,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.answer.reader import Reading
@@ -199,6 +200,11 @@ class LlamaCppGenerator:
         if copy is not None and first is not None and copy.repeats_question(reading.text):
             again, _ = self._read_once(messages, none, max_tokens, copy, frozenset({first}))
             reading = Reading(again.text, reading.p_none, again.p_phrase)
+        if copy is not None and reading.text.strip().upper().startswith(none):
+            # The phrase it would have given instead: the reader weighs it against its NONE.
+            barred = frozenset(self._first_tokens(none))
+            instead, _ = self._read_once(messages, none, max_tokens, copy, barred)
+            reading = replace(reading, instead=instead.text, p_instead=instead.p_phrase)
         return reading
 
     def _read_once(

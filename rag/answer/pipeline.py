@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index import PassageEvidence
-from rag.answer import prompts, reader, timing
+from rag.answer import answerability, prompts, reader, timing
 from rag.answer.citations import parse_answer, recite
 from rag.answer.quote import QuoteWeights, ScoredSentence, score_sentences, select_sentences
 from rag.answer.support import SourceFacts, collapse_ws, fact_problems
@@ -573,21 +573,15 @@ class Answerer:
             lambda text: self.analyzer.document_terms(text, ctx.language),
         )
         reading = reader.read(self.generator, messages, copy)
-        p_none = reading.p_none
         phrase = reader.parse_phrase(reading.text)
+        said_none = phrase is None and reading.instead is not None
+        if said_none:
+            phrase = reader.parse_phrase(reading.instead or "")
         found = reader.ground(phrase, shown, ctx.hits, self.analyzer) if phrase else None
-        score = {(s.hit, s.start, s.end): s.score for s in scored}
-        evidence = score.get((found.hit, *found.sentence)) if found else scored[0].score
-        sure = p_none is None or p_none < cfg.reader_none_threshold
-        log.debug(
-            "reader: phrase %r, p(NONE) %s, grounded %s, evidence %s, p(phrase) %s",
-            phrase,
-            p_none,
-            found is not None,
-            evidence,
-            reading.p_phrase,
-        )
-        if found is None or not sure or (evidence or 0.0) < cfg.reader_evidence_threshold:
+        signals = reader.signals(reading, phrase, found, scored, copy, said_none=said_none)
+        evidence = signals.evidence
+        log.debug("reader: %s", signals.to_json())
+        if found is None or not self._reader_answers(signals):
             yield from self._unanswerable(ctx, "reader", model, evidence)
             return
         hit = ctx.hits[found.hit]
@@ -639,6 +633,22 @@ class Answerer:
             model=model,
             evidence=evidence,
             phrase=Phrase(exact, 1, *found.phrase),
+        )
+
+    def _reader_answers(self, signals: reader.Signals) -> bool:
+        """Whether the reading is shown as the answer: a grounded phrase, and the fitted
+        probability that the passages answer at least `reader_answer_threshold`; without
+        the model's probabilities (or with `reader_refusal = "thresholds"`), its NONE
+        probability and the sentence's evidence against their thresholds."""
+        cfg = self.settings
+        if not signals.grounded:
+            return False
+        p = answerability.p_answers(signals) if cfg.reader_refusal == "calibrated" else None
+        if p is not None:
+            return p >= cfg.reader_answer_threshold
+        unsure = signals.p_none is not None and signals.p_none >= cfg.reader_none_threshold
+        return not (
+            signals.said_none or unsure or signals.evidence < cfg.reader_evidence_threshold
         )
 
     def _unanswerable(

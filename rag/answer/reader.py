@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag.answer.quote import ScoredSentence
 from rag.types import Hit
@@ -165,6 +165,71 @@ class Reading:
     text: str
     p_none: float | None = None
     p_phrase: float | None = None
+    instead: str | None = None
+    """When the reply was NONE: the phrase the model gives with NONE barred (in-process)."""
+    p_instead: float | None = None
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What a reading tells about whether the passages answer: the model's own verdict and
+    certainty, and how its phrase's sentence scored (`rag.answer.quote`). `evidence` is the
+    score of the sentence holding the phrase (the best sentence's when there is no phrase);
+    `rank` is that sentence's place among all scored (0 = the best), `passage` its hit's."""
+
+    phrase: str | None
+    grounded: bool
+    said_none: bool
+    """The model replied NONE; `phrase` is then what it gave with NONE barred."""
+    p_none: float | None
+    p_phrase: float | None
+    evidence: float
+    best: float
+    cosine: float
+    coverage: float
+    rank: int
+    passage: int
+    phrase_words: int
+    repeats_question: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def signals(
+    reading: Reading,
+    phrase: str | None,
+    found: Grounding | None,
+    scored: Sequence[ScoredSentence],
+    copy: CopySpan,
+    *,
+    said_none: bool = False,
+) -> Signals:
+    """The `Signals` of a reading over `scored` (best first, not empty)."""
+    at = next(
+        (
+            i
+            for i, s in enumerate(scored)
+            if found is not None and (s.hit, s.start, s.end) == (found.hit, *found.sentence)
+        ),
+        None,
+    )
+    held = scored[at] if at is not None else scored[0]
+    return Signals(
+        phrase=phrase,
+        grounded=found is not None,
+        said_none=said_none,
+        p_none=reading.p_none,
+        p_phrase=reading.p_instead if said_none else reading.p_phrase,
+        evidence=held.score,
+        best=scored[0].score,
+        cosine=held.cosine,
+        coverage=held.coverage,
+        rank=at if at is not None else -1,
+        passage=found.hit if found is not None else -1,
+        phrase_words=len(_TOKEN.findall(phrase)) if phrase else 0,
+        repeats_question=bool(phrase) and copy.repeats_question(phrase or ""),
+    )
 
 
 def read(generator: Generator, messages: Messages, copy: CopySpan | None = None) -> Reading:

@@ -8,10 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.answerability import p_answers
 from rag.answer.quote import ScoredSentence
-from rag.answer.reader import CopySpan, Excerpt, Reading, excerpts, ground, parse_phrase
+from rag.answer.reader import (
+    CopySpan,
+    Excerpt,
+    Reading,
+    Signals,
+    excerpts,
+    ground,
+    parse_phrase,
+)
 from rag.engine import Engine
 from rag.retrieval.analysis import Analyzer
+from rag.settings import load_settings
 from rag.types import Hit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +129,14 @@ class CannedReader:
 
     id = "fake:reader"
 
-    def __init__(self, reply: str, p_none: float | None = 0.0) -> None:
-        self.reply, self.p_none = reply, p_none
+    def __init__(
+        self,
+        reply: str,
+        p_none: float | None = 0.0,
+        p_phrase: float | None = None,
+        instead: str | None = None,
+    ) -> None:
+        self.reply, self.p_none, self.p_phrase, self.instead = reply, p_none, p_phrase, instead
         self.calls: list[Sequence[tuple[str, str]]] = []
 
     def stream(self, messages: Sequence[tuple[str, str]]) -> Iterator[str]:
@@ -128,7 +144,7 @@ class CannedReader:
 
     def read_phrase(self, messages: Sequence[tuple[str, str]], none: str, copy=None) -> Reading:
         self.calls.append(messages)
-        return Reading(self.reply, self.p_none)
+        return Reading(self.reply, self.p_none, self.p_phrase, self.instead, self.p_phrase)
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +193,39 @@ def test_an_ungrounded_or_unsure_phrase_is_refused_with_the_nearest_passages(
     assert answer.text == "Die Quellen beantworten diese Frage nicht."
     assert answer.passages  # the nearest passages are still listed
     assert "Paris" not in answer.text
+
+
+def _refusal(settings, **generation):
+    return settings.model_copy(
+        update={"generation": settings.generation.model_copy(update=generation)}
+    )
+
+
+def test_the_calibrated_decision_weighs_a_phrase_given_instead_of_none(
+    seeded_dir, settings, embedder
+):
+    """The model said NONE; the phrase it gives with NONE barred is weighed, not dropped."""
+    model = CannedReader("NONE", p_none=0.6, p_phrase=0.5, instead="Sergej Rjabkow")
+    question = "Wen trifft Wendy Sherman in Genf?"
+    shown = _refusal(settings, reader_refusal="calibrated", reader_answer_threshold=0.0)
+    with _engine(seeded_dir, shown, embedder, model) as engine:
+        answer = engine.ask(question, mode="reader")
+    assert answer.answerable and answer.phrase.text == "Sergej Rjabkow"
+    strict = _refusal(settings, reader_refusal="calibrated", reader_answer_threshold=1.0)
+    with _engine(seeded_dir, strict, embedder, model) as engine:
+        assert not engine.ask(question, mode="reader").answerable
+    # The threshold rule refuses whatever the model gave after its NONE.
+    rule = _refusal(settings, reader_refusal="thresholds")
+    with _engine(seeded_dir, rule, embedder, model) as engine:
+        assert not engine.ask(question, mode="reader").answerable
+
+
+def test_without_the_models_probabilities_the_thresholds_decide(seeded_dir, settings, embedder):
+    """An HTTP endpoint gives no probabilities: P(NONE) and the evidence threshold decide."""
+    model = CannedReader("Sergej Rjabkow", p_none=None)
+    strict = _refusal(settings, reader_refusal="calibrated", reader_answer_threshold=1.0)
+    with _engine(seeded_dir, strict, embedder, model) as engine:
+        assert engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader").answerable
 
 
 def test_reader_mode_without_a_model_answers_in_quote_mode(seeded_dir, settings, embedder):
@@ -276,3 +325,44 @@ def test_a_phrase_of_question_terms_repeats_the_question():
     assert not copy.repeats_question("die Seldschuken") and not copy.repeats_question("")
     plain = CopySpan(["…"], "Wo liegt das Harvard Stadium?")
     assert plain.repeats_question("Harvard Stadium") and not plain.repeats_question("Allston")
+
+
+# --- answerability ---------------------------------------------------------------------------
+def _signals(**changes) -> Signals:
+    strong = dict(
+        phrase="1817",
+        grounded=True,
+        said_none=False,
+        p_none=0.01,
+        p_phrase=0.9,
+        evidence=1.95,
+        best=1.95,
+        cosine=0.92,
+        coverage=0.6,
+        rank=0,
+        passage=0,
+        phrase_words=1,
+        repeats_question=False,
+    )
+    return Signals(**{**strong, **changes})
+
+
+def test_the_fitted_answerability_separates_a_sure_reading_from_a_doubtful_one():
+    threshold = load_settings().generation.reader_answer_threshold
+    sure = p_answers(_signals())
+    doubtful = p_answers(
+        _signals(said_none=True, p_none=0.7, p_phrase=0.01, evidence=1.55, cosine=0.76,
+                 coverage=0.1, best=1.6, rank=6)
+    )  # fmt: skip
+    assert sure is not None and doubtful is not None
+    assert doubtful < threshold <= sure
+    # each signal moves it the way its meaning says
+    assert p_answers(_signals(p_none=0.5)) < sure
+    assert p_answers(_signals(evidence=1.7, best=1.7)) < sure  # the passages fit less
+    assert p_answers(_signals(coverage=0.0)) < sure
+
+
+def test_without_probabilities_or_a_grounded_phrase_there_is_no_fitted_answer():
+    assert p_answers(_signals(p_none=None)) is None
+    assert p_answers(_signals(p_phrase=None)) is None
+    assert p_answers(_signals(grounded=False)) is None
