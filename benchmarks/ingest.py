@@ -1,4 +1,4 @@
-"""Ingest throughput and memory: our `Engine` vs the usual LangChain recipe, same documents and model.
+"""Ingest throughput and memory: our `Engine` vs the usual LangChain recipe, same documents, model.
 
     python benchmarks/ingest.py ../shared/data/wikinews-de/articles.jsonl [more corpora...] \\
         [--limit N] [--repeats 1]
@@ -73,6 +73,7 @@ def run_ours(paths: list[Path], limit: int | None) -> dict[str, Any]:
     from rag.settings import load_settings
 
     settings = load_settings(embedding={"show_progress": False})
+    runtime = resolve_runtime(settings.embedding.runtime)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         t0 = time.perf_counter()
         with Engine.open(Path(tmp) / "index", settings) as engine:
@@ -93,8 +94,8 @@ def run_ours(paths: list[Path], limit: int | None) -> dict[str, Any]:
         "ingest_s": ingest_s,
         "problems": len(report.problems),
         "disk_mb": size / 1e6,
-        "detail": f"runtime {resolve_runtime(settings.embedding.runtime)}, "
-        f"precision {precision.resolve(settings.embedding.precision)} "
+        "detail": f"runtime {runtime}, "
+        f"precision {precision.for_runtime(settings.embedding, runtime)} "
         f"(setting {settings.embedding.precision!r}), max {settings.chunking.max_tokens} tokens "
         f"+ {settings.chunking.overlap_sentences} sentence overlap, batch "
         f"{settings.embedding.batch_size}",
@@ -120,7 +121,7 @@ def langchain_embeddings(model_dir: Path) -> tuple[Any, str]:
 
 
 class _SentenceTransformerEmbeddings(Embeddings):
-    """What `HuggingFaceEmbeddings` does: newlines to spaces, `encode` fp32, no prompts, batch 32."""
+    """As `HuggingFaceEmbeddings` does: newlines to spaces, `encode` fp32, no prompts, batch 32."""
 
     def __init__(self, model_dir: str) -> None:
         from sentence_transformers import SentenceTransformer

@@ -402,9 +402,10 @@ def main() -> None:
                if s["vectors"] == "approximate" else "")
             + f", keywords {s['keywords']}; settled in {settled[label]:.1f} s"
         )  # fmt: skip
+    runtime = resolve_runtime(settings.embedding.runtime)
     print(
-        f"embedder {engine.embedder.id}, runtime {resolve_runtime(settings.embedding.runtime)}, "
-        f"precision {precision.resolve(settings.embedding.precision)}, threads "
+        f"embedder {engine.embedder.id}, runtime {runtime}, "
+        f"precision {precision.for_runtime(settings.embedding, runtime)}, threads "
         f"{settings.embedding.threads or 'all'}; {len(queries)} queries (seed {args.seed}), "
         f"k={args.k}, {args.warmup} warm-up per mode; indexes and modes take turns query by query"
     )

@@ -47,13 +47,15 @@ def models_info(as_json: bool) -> None:
 
     all_settings = load_settings()
     settings = all_settings.embedding
+    runtime = resolve_runtime(settings.runtime)
     data: dict[str, Any] = {
         "model": settings.model,
-        "runtime": resolve_runtime(settings.runtime),
+        "runtime": runtime,
         "runtime_setting": settings.runtime,
-        "precision": precision.resolve(settings.precision),
+        "precision": precision.for_runtime(settings, runtime),
         "precision_setting": settings.precision,
         "cpu_native_bf16": precision.native_bf16(),
+        "cpu_native_int8": precision.native_int8(),
     }
     if settings.model == DEFAULT_MODEL:
         target = default_model_dir(settings.cache_dir)

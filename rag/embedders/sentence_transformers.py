@@ -82,6 +82,12 @@ class SentenceTransformerEmbedder:
         model.max_seq_length = min(self.settings.max_seq_length, model.max_seq_length or 512)
         if self.precision == "bf16":
             model.to(torch.bfloat16)
+        if self.settings.precision == "int8":
+            log.warning(
+                "embedding.precision 'int8' runs in OpenVINO only (embedding.runtime = "
+                "'openvino'); torch embeds in %s",
+                self.precision,
+            )
         model.eval()
         log.info(
             "loaded embedder %s (%s, dim %d)",

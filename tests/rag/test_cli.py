@@ -364,6 +364,7 @@ def test_models_info_json():
         "precision",
         "precision_setting",
         "cpu_native_bf16",
+        "cpu_native_int8",
         "cache_dir",
         "built",
         "status",
@@ -373,7 +374,8 @@ def test_models_info_json():
     } <= set(info)
     assert info["model"] == "multilingual-e5-small"
     assert (info["runtime"], info["runtime_setting"]) == ("openvino", "auto")
-    assert info["precision"] in {"fp32", "bf16"}
+    assert info["precision"] in {"fp32", "bf16", "int8"}
+    assert (info["precision"] == "int8") == info["cpu_native_int8"]  # auto: int8 on VNNI CPUs
     assert info["precision_setting"] == "auto"
     assert isinstance(info["cpu_native_bf16"], bool)
     assert (info["built"], info["status"]) == (True, "ok")
