@@ -36,6 +36,8 @@ SEEDS = ROOT / "seeds"
 AID_QUESTION = "Wie viel ist das neue Hilfspaket von Joe Biden wert?"
 AID_SOURCE = f"{SEEDS.as_posix()}/001_9706a68281888026.txt"
 OFFENSIVE_SOURCE = f"{SEEDS.as_posix()}/000_849880feec34fc6b.txt"  # the only 2023 article
+# The Rutte article: no date header, dated 2024-12 from its text.
+CEASEFIRE_SOURCE = f"{SEEDS.as_posix()}/004_7d20457fd89d74f6.txt"
 HIT_KEYS = {
     "rank", "score", "chunk_id", "doc_id", "source", "title", "date", "date_source", "text",
     "start", "end", "duplicates",
@@ -258,7 +260,13 @@ def test_search_options_and_filters(api):
         "/api/search",
         json={"query": "Verhandlungen mit Russland", "k": 50, "filters": {"date_from": "2023"}},
     ).json()
-    assert dated["hits"] and {h["source"] for h in dated["hits"]} == {OFFENSIVE_SOURCE}
+    assert dated["hits"] and {h["source"] for h in dated["hits"]} == {
+        OFFENSIVE_SOURCE,
+        CEASEFIRE_SOURCE,
+    }
+    assert {h["date_source"] for h in dated["hits"] if h["source"] == CEASEFIRE_SOURCE} == {
+        "inferred"
+    }
     english = api.post(
         "/api/search", json={"query": "Verhandlungen", "filters": {"languages": ["en"]}}
     ).json()
