@@ -561,7 +561,9 @@ class Answerer:
         shown = reader.excerpts(
             scored,
             ctx.hits,
-            max_passages=cfg.reader_passages,
+            # A question read in time: the passage the time logic leads with, alone, so that
+            # the model's phrase is of the asked time or the newest report.
+            max_passages=1 if ctx.reading.active() else cfg.reader_passages,
             sentences_per_passage=cfg.reader_sentences,
             max_chars=cfg.reader_chars,
         )
