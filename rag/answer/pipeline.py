@@ -583,7 +583,9 @@ class Answerer:
         signals = reader.signals(reading, phrase, found, scored, copy, said_none=said_none)
         evidence = signals.evidence
         log.debug("reader: %s", signals.to_json())
-        if found is None or not self._reader_answers(signals):
+        if found is None or not self._reader_answers(
+            signals, _passage_language(ctx.hits[found.hit]) != ctx.language
+        ):
             yield from self._unanswerable(ctx, "reader", model, evidence)
             return
         hit = ctx.hits[found.hit]
@@ -637,15 +639,18 @@ class Answerer:
             phrase=Phrase(exact, 1, *found.phrase),
         )
 
-    def _reader_answers(self, signals: reader.Signals) -> bool:
+    def _reader_answers(self, signals: reader.Signals, crosslingual: bool) -> bool:
         """Whether the reading is shown as the answer: a grounded phrase, and the fitted
         probability that the passages answer at least `reader_answer_threshold`; without
         the model's probabilities (or with `reader_refusal = "thresholds"`), its NONE
-        probability and the sentence's evidence against their thresholds."""
+        probability and the sentence's evidence against their thresholds. The fit is of
+        questions in their passages' language: across languages (cosines run lower) the
+        thresholds decide."""
         cfg = self.settings
         if not signals.grounded:
             return False
-        p = answerability.p_answers(signals) if cfg.reader_refusal == "calibrated" else None
+        fitted = cfg.reader_refusal == "calibrated" and not crosslingual
+        p = answerability.p_answers(signals) if fitted else None
         if p is not None:
             return p >= cfg.reader_answer_threshold
         unsure = signals.p_none is not None and signals.p_none >= cfg.reader_none_threshold
