@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -318,12 +318,10 @@ def _convert(st: Any, ir: Path, location: str) -> None:
 
 
 def _write(converted: Any, st: Any, names: list[str], location: str, ir: Path) -> None:
-    """IR, tokenizer and embedder.json into a temp dir, fsynced, renamed into place."""
+    """IR, tokenizer and embedder.json, published into `ir.parent` (`_publish`)."""
     import openvino as ov
 
-    ir.parent.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=ir.parent.parent))
-    try:
+    def fill(tmp: Path) -> None:
         ov.save_model(converted, tmp / _IR_NAME, compress_to_fp16=True)  # exact: cos 1.0
         st.tokenizer.save_pretrained(tmp / _TOKENIZER_DIR)
         meta = {
@@ -334,14 +332,27 @@ def _write(converted: Any, st: Any, names: list[str], location: str, ir: Path) -
             "location": location,
         }
         (tmp / _META_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    _publish(ir.parent, _META_NAME, ".building-", fill)
+
+
+def _publish(target: Path, marker: str, prefix: str, fill: Callable[[Path], None]) -> None:
+    """`fill` a temp directory beside `target`, fsync it and rename it to `target`. `marker`,
+    the file `fill` writes last, marks a complete one: an incomplete `target` (a killed build)
+    is replaced; a complete one that a concurrent builder put there first is kept."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try:
+        fill(tmp)
         fsync_tree(tmp)
-        if ir.parent.exists() and not (ir.parent / _META_NAME).is_file():
-            shutil.rmtree(ir.parent)  # an incomplete conversion (e.g. killed): replace it
+        if target.exists() and not (target / marker).is_file():
+            shutil.rmtree(target)
         try:
-            tmp.rename(ir.parent)
+            tmp.rename(target)
         except OSError:
-            if not (ir.parent / _META_NAME).is_file():  # not a concurrent builder's win
+            if not (target / marker).is_file():  # not a concurrent builder's win
                 raise
+        fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -411,11 +422,10 @@ def _quantize_once(ir: Path, model: _ConvertedModel, target: Path) -> None:
 
 
 def _write_int8(quantized: Any, target: Path, texts: int, agreement: dict[str, float]) -> None:
-    """The int8 IR and its quantization.json into a temp dir, fsynced, renamed into place."""
+    """The int8 IR and its quantization.json, published into `target.parent` (`_publish`)."""
     import openvino as ov
 
-    tmp = Path(tempfile.mkdtemp(prefix=".building-int8-", dir=target.parent.parent))
-    try:
+    def fill(tmp: Path) -> None:
         ov.save_model(quantized, tmp / _IR_NAME, compress_to_fp16=True)
         meta = {
             "recipe": calibration.recipe_key(),
@@ -424,17 +434,8 @@ def _write_int8(quantized: Any, target: Path, texts: int, agreement: dict[str, f
             "cosine_to_float": agreement,
         }
         (tmp / _INT8_META_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        fsync_tree(tmp)
-        if target.parent.exists() and not (target.parent / _INT8_META_NAME).is_file():
-            shutil.rmtree(target.parent)  # an incomplete one (e.g. killed): replace it
-        try:
-            tmp.rename(target.parent)
-        except OSError:
-            if not (target.parent / _INT8_META_NAME).is_file():  # not a concurrent builder's
-                raise
-        fsync_dir(target.parent.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    _publish(target.parent, _INT8_META_NAME, ".building-int8-", fill)
 
 
 def _prune_int8(directory: Path, keep: Path) -> None:
