@@ -261,27 +261,28 @@ def infer_date(
         for candidate in _candidates(value, name, mentions[name], anchor, cues)
     ]
     latest_year = _latest_year(mentions, candidates)
-    for rule, found in _rules(text, candidates, latest_year):
-        confidence = RULE_CONFIDENCE[rule]
-        if rule == "latest_date":
-            elapsed = _event_elapsed(text, cues, latest_year)
-            if elapsed is not None and RULE_CONFIDENCE["event_elapsed"] >= min_confidence:
-                return elapsed
-        if confidence < min_confidence:
-            return None
-        mention = found.mention
-        return InferredDate(
-            date=_iso(found, day=rule in ("stamp", "dateline")),
-            confidence=confidence,
-            evidence=mention.text,
-            start=mention.start,
-            end=mention.end,
-            rule=rule,
-            field=found.field,
-        )
-    if RULE_CONFIDENCE["event_elapsed"] >= min_confidence:
-        return _event_elapsed(text, cues, latest_year)
-    return None
+    fired = next(_rules(text, candidates, latest_year), None)  # the first rule that fires wins
+    if fired is None or fired[0] == "latest_date":
+        # event_elapsed ranks after every explicit date but latest_date.
+        elapsed = _event_elapsed(text, cues, latest_year)
+        if elapsed is not None:
+            return elapsed if elapsed.confidence >= min_confidence else None
+    if fired is None:
+        return None
+    rule, found = fired
+    confidence = RULE_CONFIDENCE[rule]
+    if confidence < min_confidence:
+        return None
+    mention = found.mention
+    return InferredDate(
+        date=_iso(found, day=rule in ("stamp", "dateline")),
+        confidence=confidence,
+        evidence=mention.text,
+        start=mention.start,
+        end=mention.end,
+        rule=rule,
+        field=found.field,
+    )
 
 
 def _event_elapsed(
