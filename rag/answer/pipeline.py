@@ -640,23 +640,18 @@ class Answerer:
         )
 
     def _reader_answers(self, signals: reader.Signals, crosslingual: bool) -> bool:
-        """Whether the reading is shown as the answer: a grounded phrase, and the fitted
-        probability that the passages answer at least `reader_answer_threshold`; without
-        the model's probabilities (or with `reader_refusal = "thresholds"`), its NONE
-        probability and the sentence's evidence against their thresholds. The fit is of
-        questions in their passages' language: across languages (cosines run lower) the
-        thresholds decide."""
+        """Whether a grounded reading is shown as the answer: the fitted probability that
+        the passages answer at least `reader_answer_threshold`; without the model's
+        probabilities (or with `reader_refusal = "thresholds"`), its NONE probability and the
+        sentence's evidence against their thresholds. The fit is of questions in their
+        passages' language: across languages (cosines run lower) the thresholds decide."""
         cfg = self.settings
-        if not signals.grounded:
-            return False
         fitted = cfg.reader_refusal == "calibrated" and not crosslingual
         p = answerability.p_answers(signals) if fitted else None
         if p is not None:
             return p >= cfg.reader_answer_threshold
         unsure = signals.p_none is not None and signals.p_none >= cfg.reader_none_threshold
-        return not (
-            signals.said_none or unsure or signals.evidence < cfg.reader_evidence_threshold
-        )
+        return not (signals.said_none or unsure or signals.evidence < cfg.reader_evidence_threshold)
 
     def _unanswerable(
         self, ctx: Context, mode: str, model: str | None, evidence: float | None
