@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,14 +12,9 @@ from rag.answer.pipeline import carry_subject, is_followup, question_language
 from rag.answer.support import SourceFacts, fact_problems, facts
 from rag.answer.types import Answer, AnswerDelta, Turn
 from rag.engine import Engine, Filters
+from tests.seeds import SEED_QUESTIONS, SEEDS
 
-ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ROOT / "seeds"
-QUESTIONS = [
-    json.loads(line)
-    for line in (ROOT / "benchmarks" / "seed_questions.jsonl").read_text("utf-8").splitlines()
-    if line.strip()
-]
+QUESTIONS = SEED_QUESTIONS
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,9 @@ from rag.cli import main
 from rag.engine import Engine
 from rag.settings import load_settings
 from rag.types import Filters
+from tests.seeds import SEED_QUESTIONS, SEEDS
 
-ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ROOT / "seeds"
-QUESTIONS = [
-    json.loads(line)
-    for line in (ROOT / "benchmarks" / "seed_questions.jsonl").read_text("utf-8").splitlines()
-    if line.strip()
-]
+QUESTIONS = SEED_QUESTIONS
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,9 @@ from rag.ingest.indexer import AddReport
 from rag.ingest.ray_ingest import RayOptions, decode_document, encode_document, ray_add
 from rag.settings import load_settings
 from rag.types import Document
+from tests.seeds import SEED_QUESTIONS, SEEDS
 
-ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ROOT / "seeds"
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (ROOT / "benchmarks" / "seed_questions.jsonl").read_text("utf-8").splitlines()
-    if line.strip()
-]
+QUESTIONS = [q["question"] for q in SEED_QUESTIONS]
 PROBLEMS = [
     {"id": "p1", "title": "Bahnstreik", "date": "2024-03",
      "text": "Die Lokführer streiken am Montag in ganz Bayern. Der Verkehr steht still."},

@@ -29,14 +29,9 @@ from click.testing import CliRunner, Result
 import rag.cli
 from rag.cli import BUILT_IN, main, warm
 from rag.engine import Engine
+from tests.seeds import SEED_QUESTIONS, SEEDS
 
-ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ROOT / "seeds"
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (ROOT / "benchmarks" / "seed_questions.jsonl").read_text("utf-8").splitlines()
-    if line.strip()
-]
+QUESTIONS = [q["question"] for q in SEED_QUESTIONS]
 AID_QUESTION = "Wie viel ist das neue Hilfspaket von Joe Biden wert?"
 UNANSWERABLE = "Who won the Super Bowl 50?"
 COMMAND_MODULES = ("search", "ask", "timeline")

@@ -20,19 +20,14 @@ from rag.engine import Engine
 from rag.errors import ConfigError, GeneratorError, IndexLockedError, IndexNotFoundError, RagError
 from rag.settings import ServerSettings
 from rag.types import Filters, Hit
+from tests.seeds import SEED_QUESTIONS, SEEDS
 from tests.ui.test_server import LiveServer
 from ui.auth import RateLimiter, Security, TokenStore
 from ui.cli import security_for
 from ui.server import create_app
 from ui.service import Service
 
-ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ROOT / "seeds"
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (ROOT / "benchmarks" / "seed_questions.jsonl").read_text("utf-8").splitlines()
-    if line.strip()
-]
+QUESTIONS = [q["question"] for q in SEED_QUESTIONS]
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
