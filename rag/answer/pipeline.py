@@ -213,6 +213,19 @@ def _answer_form(ctx: Context) -> Callable[[str], bool] | None:
     return timing.holder_of(ctx.scored_question)
 
 
+def _names_the_holder(ctx: Context, found: reader.Grounding) -> bool:
+    """Asked who held an office at a time: the phrase is the name its sentence gives after
+    that office ("Finanzminister Peer Steinbrück"), or the one it says was made it."""
+    holders = timing.holder_spans(ctx.scored_question) if ctx.reading.active() else None
+    if holders is None:
+        return False
+    hit = ctx.hits[found.hit]
+    start, _ = found.sentence
+    sentence = hit.text[start - hit.start : found.sentence[1] - hit.start]
+    a, b = found.phrase[0] - start, found.phrase[1] - start
+    return any(s <= a and b <= e for s, e in holders(sentence))
+
+
 def _say_once_quote_instead() -> None:
     """The reader mode without a language model: say once how to add one, then quote."""
     global _QUOTE_INSTEAD_SAID
@@ -428,7 +441,7 @@ class Answerer:
             yield from self._unanswerable(ctx, "quote", None, evidence)
             return
         if len(ctx.reading.anchors) > 1:
-            yield from self._quote_per_time(ctx, scored, threshold, evidence)
+            yield from self._per_time(ctx, scored, "quote", evidence)
             return
         scored = self._in_time(ctx, scored)
         chosen = select_sentences(scored, self.weights, cfg.max_sentences)
@@ -490,52 +503,80 @@ class Answerer:
             ordered = timing.day_first(ordered, ctx.hits, cfg.time_margin, keyword)
         return ordered
 
-    def _quote_per_time(
-        self, ctx: Context, scored: Sequence[Any], threshold: float, evidence: float
+    def _per_time(
+        self, ctx: Context, scored: Sequence[ScoredSentence], mode: str, evidence: float
     ) -> Iterator[AnswerDelta | Answer]:
         """A question naming several times ("im Juli 2005, im November 2010 und Ende März
-        2012") gets a quote per time, from an article dated in it: its best sentence, and a
-        second of the same article when it answers nearly as well."""
+        2012") is answered per time, from an article dated in it. In reader mode the model
+        reads that time's best passage, and its phrase leads the line with the sentence that
+        holds it; otherwise (quote mode, or no phrase that answers) the line quotes the best
+        sentence of that time, and a second of the same article when it answers nearly as
+        well."""
+        cfg = self.settings
+        threshold = cfg.answerable_threshold
+        if _passage_language(ctx.hits[scored[0].hit]) != ctx.language:
+            threshold = cfg.answerable_threshold_crosslingual
+        model = self.generator.id if mode == "reader" and self.generator is not None else None
         intro = _quote_intro(ctx, True)
         yield AnswerDelta(intro)
         lines = [intro]
         citations: list[Citation] = []
         sentences: list[AnswerSentence] = []
+        phrase: Phrase | None = None
         amount = timing.asks_amount(ctx.scored_question)
         for span in ctx.reading.anchors:
             found = timing.in_span(scored, ctx.hits, span)
             if amount:
-                found = timing.amount_first(
-                    found, self.settings.time_anchor_margin, self.weights.keyword
-                )
+                found = timing.amount_first(found, cfg.time_anchor_margin, self.weights.keyword)
             if not found or found[0].score < threshold:
                 line = timing.nothing_for(span, ctx.language)
+                lines.append(line)
+                yield AnswerDelta("\n" + line)
+                continue
+            where = self._reading(ctx, found, 1)[0] if model is not None else None
+            if where is not None:
+                lead, (start, end) = ctx.hits[where.hit], where.sentence
+                text = lead.text[start - lead.start : end - lead.start].strip()
+                exact = lead.text[where.phrase[0] - lead.start : where.phrase[1] - lead.start]
+                n = len(citations) + 1
+                phrase = phrase or Phrase(exact, n, *where.phrase)
+                picked = [(lead, start, end, text)]
+                head = f"{span.phrase(ctx.language)}: {exact} – "
             else:
-                # The best sentence of that time, and a second of the same report when it
-                # answers nearly as well (as a quote answer picks its sentences).
                 lead = ctx.hits[found[0].hit]
                 same = [x for x in found if ctx.hits[x.hit].doc_id == lead.doc_id]
-                picked = [found[0]] + [
+                chosen = [found[0]] + [
                     x for x in select_sentences(same, self.weights, 2) if x is not found[0]
                 ][:1]
-                picked.sort(key=lambda x: (x.hit, x.start))
-                quotes = []
-                for s in picked:
-                    n, hit, text = len(citations) + 1, ctx.hits[s.hit], s.text.strip()
-                    citations.append(_citation(n, hit, s.start, s.end))
-                    quotes.append(f"{_quoted(text)} [{n}]")
-                    sentences.append(self._check(text, (n,), (), [hit], ctx, None))
-                line = f"{span.phrase(ctx.language)}: " + " ".join(quotes)
-                if lead.date != span.label():  # the article's own date, when it says more
-                    line += f" ({timing.label(lead, lead.date, ctx.language)})"
-                line = _with_resolved(line, " ".join(x.text for x in picked), lead, ctx)
+                chosen.sort(key=lambda x: (x.hit, x.start))
+                picked = [(ctx.hits[x.hit], x.start, x.end, x.text.strip()) for x in chosen]
+                head = f"{span.phrase(ctx.language)}: "
+            quotes = []
+            for hit, start, end, text in picked:
+                n = len(citations) + 1
+                citations.append(_citation(n, hit, start, end))
+                quotes.append(f"{_quoted(text)} [{n}]")
+                sentences.append(self._check(text, (n,), (), [hit], ctx, None))
+            line = head + " ".join(quotes)
+            if lead.date != span.label():  # the article's own date, when it says more
+                line += f" ({timing.label(lead, lead.date, ctx.language)})"
+            line = _with_resolved(line, " ".join(p[3] for p in picked), lead, ctx)
             lines.append(line)
             yield AnswerDelta("\n" + line)
+        answered = mode if model is not None else "quote"
         if not sentences:
             text = prompts.NO_ANSWER[ctx.language]
-            yield ctx.answer(text, "quote", evidence=evidence)
+            yield ctx.answer(text, answered, model=model, evidence=evidence)
             return
-        yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
+        yield ctx.answer(
+            "\n".join(lines),
+            answered,
+            sentences,
+            citations,
+            model=model,
+            evidence=evidence,
+            phrase=phrase,
+        )
 
     # ----------------------------------------------------------------------- reader
     def read(self, ctx: Context) -> Iterator[AnswerDelta | Answer]:
@@ -555,37 +596,14 @@ class Answerer:
             yield from self._unanswerable(ctx, "reader", model, None)
             return
         if len(ctx.reading.anchors) > 1:
-            yield from self.quote(ctx)  # one quoted sentence per asked time
+            yield from self._per_time(ctx, scored, "reader", scored[0].score)
             return
         scored = self._in_time(ctx, scored)
-        shown = reader.excerpts(
-            scored,
-            ctx.hits,
-            # A question read in time: the passage the time logic leads with, alone, so that
-            # the model's phrase is of the asked time or the newest report.
-            max_passages=1 if ctx.reading.active() else cfg.reader_passages,
-            sentences_per_passage=cfg.reader_sentences,
-            max_chars=cfg.reader_chars,
-        )
-        texts = [(ctx.hits[e.hit].date or "undated", e.text) for e in shown]
-        messages = prompts.reader_messages(ctx.standalone, texts, reader.NONE_WORD)
-        copy = reader.CopySpan(
-            [e.text for e in shown],
-            ctx.standalone,
-            lambda text: self.analyzer.document_terms(text, ctx.language),
-        )
-        reading = reader.read(self.generator, messages, copy)
-        phrase = reader.parse_phrase(reading.text)
-        said_none = phrase is None and reading.instead is not None
-        if said_none:
-            phrase = reader.parse_phrase(reading.instead or "")
-        found = reader.ground(phrase, shown, ctx.hits, self.analyzer) if phrase else None
-        signals = reader.signals(reading, phrase, found, scored, copy, said_none=said_none)
-        evidence = signals.evidence
-        log.debug("reader: %s", signals.to_json())
-        if found is None or not self._reader_answers(
-            signals, _passage_language(ctx.hits[found.hit]) != ctx.language
-        ):
+        # A question read in time: the passage the time logic leads with, alone, so that the
+        # model's phrase is of the asked time or the newest report ("Wann": the one naming a day).
+        one = ctx.reading.active() or ctx.reading.asks_day
+        found, evidence = self._reading(ctx, scored, 1 if one else cfg.reader_passages)
+        if found is None:
             yield from self._unanswerable(ctx, "reader", model, evidence)
             return
         hit = ctx.hits[found.hit]
@@ -639,17 +657,58 @@ class Answerer:
             phrase=Phrase(exact, 1, *found.phrase),
         )
 
-    def _reader_answers(self, signals: reader.Signals, crosslingual: bool) -> bool:
+    def _reading(
+        self, ctx: Context, scored: Sequence[ScoredSentence], passages: int
+    ) -> tuple[reader.Grounding | None, float]:
+        """The model reads the best `passages` of `scored` (not empty): where its phrase stands,
+        if it answers (see `_reader_answers`), and the evidence of its sentence."""
+        cfg = self.settings
+        assert self.generator is not None
+        shown = reader.excerpts(
+            scored,
+            ctx.hits,
+            max_passages=passages,
+            sentences_per_passage=cfg.reader_sentences,
+            max_chars=cfg.reader_chars,
+        )
+        texts = [(ctx.hits[e.hit].date or "undated", e.text) for e in shown]
+        messages = prompts.reader_messages(ctx.standalone, texts, reader.NONE_WORD)
+        copy = reader.CopySpan(
+            [e.text for e in shown],
+            ctx.standalone,
+            lambda text: self.analyzer.document_terms(text, ctx.language),
+        )
+        reading = reader.read(self.generator, messages, copy)
+        phrase = reader.parse_phrase(reading.text)
+        said_none = phrase is None and reading.instead is not None
+        if said_none:
+            phrase = reader.parse_phrase(reading.instead or "")
+        found = reader.ground(phrase, shown, ctx.hits, self.analyzer) if phrase else None
+        signals = reader.signals(reading, phrase, found, scored, copy, said_none=said_none)
+        log.debug("reader: %s", signals.to_json())
+        if found is None or not self._reader_answers(
+            signals,
+            _passage_language(ctx.hits[found.hit]) != ctx.language,
+            in_form=not said_none and _names_the_holder(ctx, found),
+        ):
+            return None, signals.evidence
+        completed = reader.complete(found, ctx.hits[found.hit], when=ctx.reading.asks_when)
+        return completed, signals.evidence
+
+    def _reader_answers(
+        self, signals: reader.Signals, crosslingual: bool, *, in_form: bool = False
+    ) -> bool:
         """Whether a grounded reading is shown as the answer: the fitted probability that
-        the passages answer at least `reader_answer_threshold`; without the model's
-        probabilities (or with `reader_refusal = "thresholds"`), its NONE probability and the
-        sentence's evidence against their thresholds. The fit is of questions in their
-        passages' language: across languages (cosines run lower) the thresholds decide."""
+        the passages answer at least `reader_answer_threshold` (`reader_form_threshold` when
+        the phrase has the asked form, `in_form`); without the model's probabilities (or with
+        `reader_refusal = "thresholds"`), its NONE probability and the sentence's evidence
+        against their thresholds. The fit is of questions in their passages' language: across
+        languages (cosines run lower) the thresholds decide."""
         cfg = self.settings
         fitted = cfg.reader_refusal == "calibrated" and not crosslingual
         p = answerability.p_answers(signals) if fitted else None
         if p is not None:
-            return p >= cfg.reader_answer_threshold
+            return p >= (cfg.reader_form_threshold if in_form else cfg.reader_answer_threshold)
         unsure = signals.p_none is not None and signals.p_none >= cfg.reader_none_threshold
         return not (signals.said_none or unsure or signals.evidence < cfg.reader_evidence_threshold)
 

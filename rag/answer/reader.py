@@ -295,6 +295,42 @@ def ground(
     return None
 
 
+# What a number is counted in, right after it: "3 Millionen", "72 US-Dollar", "25 Prozent".
+_UNIT = re.compile(
+    r"[ \u00a0]?(?:Millionen|Million|Milliarden|Milliarde|Mio\.|Mrd\.|Tausend|million|billion|"
+    r"thousand|Prozent|percent|%|Euro|Cent|€|US-Dollar|Dollar|\$|Pfund|Franken|Yen|Rubel|"
+    r"Kilometer|km|Meter|Tonnen|tons|Grad|Stimmen|votes)(?!\w)"
+)
+_ENDS_IN_NUMBER = re.compile(r"\d(?:[.,]\d+)*$")
+
+
+def complete(found: Grounding, hit: Hit, *, when: bool = False) -> Grounding:
+    """The phrase with what it leaves out of its own answer: an amount's unit ("3" of "rund 3
+    Millionen Artikeln" -> "3 Millionen"; "72" -> "72 US-Dollar"), and asked when, the whole
+    date a year or month stands in ("2003" of "am 1. Februar 2003" -> "1. Februar 2003").
+    Only words of the same sentence, right beside the phrase: it stays a quote."""
+    base = hit.start
+    start, end = found.phrase
+    s_start, s_end = found.sentence
+    text = hit.text
+    if _ENDS_IN_NUMBER.search(text[start - base : end - base]):
+        for _ in range(2):  # "3 Millionen Euro"
+            m = _UNIT.match(text, end - base, s_end - base)
+            if m is None:
+                break
+            end = base + m.end()
+    if when:
+        from rag.ingest.dates import find_date_mentions
+
+        sentence = text[s_start - base : s_end - base]
+        a, b = start - s_start, end - s_start
+        for mention in find_date_mentions(sentence):
+            if mention.start <= a and b <= mention.end and (b - a) < (mention.end - mention.start):
+                start, end = s_start + mention.start, s_start + mention.end
+                break
+    return Grounding(found.hit, found.sentence, (start, end))
+
+
 def _term_window(
     phrase: str, text: str, language: str | None, analyzer: Analyzer
 ) -> tuple[int, int] | None:

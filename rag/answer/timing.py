@@ -159,11 +159,9 @@ _ONE_NAME = r"[A-ZÄÖÜ][a-zäöüß]+(?:[- ][A-ZÄÖÜ][\w-]+)?"
 _FULL_NAME = r"[A-ZÄÖÜ][a-zäöüß]+\s+(?:(?:von|van|de|da|di|del|der|zu|ter|le|la)\s+)?[A-ZÄÖÜ][\w-]+"
 
 
-def holder_of(question: str) -> Callable[[str], bool] | None:
-    """For "Wer ist/war <office>?": whether a sentence names someone in that office: the
-    office word (or its last compound part) before a name ("Papst Franziskus", "Generalsekretär
-    Mark Rutte", "als Bundespräsident machte Joachim Gauck"), or a full name made it ("Boris
-    Johnson wurde ... zum neuen Premierminister ernannt"). None for other questions."""
+def holder_spans(question: str) -> Callable[[str], list[tuple[int, int]]] | None:
+    """For "Wer ist/war <office>?": where a sentence names someone in that office, from the
+    office word to the end of the name (see `holder_of`); None for other questions."""
     if not _WHO.match(question):
         return None
     words = [w for w in _OFFICE_WORDS.findall(question.split(None, 1)[-1]) if len(w) >= 4]
@@ -182,14 +180,24 @@ def holder_of(question: str) -> Callable[[str], bool] | None:
         + office
     )
 
-    def names(text: str) -> bool:
+    def names(text: str) -> list[tuple[int, int]]:
+        out = []
         for m in pattern.finditer(text):
             word = text.rfind(" ", 0, m.start()) + 1  # the office word's start, in a compound
             if not _FORMER.search(text, max(0, word - 30), word):
-                return True
-        return False
+                out.append((word, m.end()))
+        return out
 
     return names
+
+
+def holder_of(question: str) -> Callable[[str], bool] | None:
+    """For "Wer ist/war <office>?": whether a sentence names someone in that office: the
+    office word (or its last compound part) before a name ("Papst Franziskus", "Generalsekretär
+    Mark Rutte", "als Bundespräsident machte Joachim Gauck"), or a full name made it ("Boris
+    Johnson wurde ... zum neuen Premierminister ernannt"). None for other questions."""
+    spans = holder_spans(question)
+    return None if spans is None else (lambda text: bool(spans(text)))
 
 
 def amount_first(

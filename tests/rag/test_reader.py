@@ -13,8 +13,10 @@ from rag.answer.quote import ScoredSentence
 from rag.answer.reader import (
     CopySpan,
     Excerpt,
+    Grounding,
     Reading,
     Signals,
+    complete,
     excerpts,
     ground,
     parse_phrase,
@@ -97,6 +99,29 @@ def test_an_inflected_phrase_is_grounded_through_its_terms_only_with_the_analyze
 @pytest.mark.parametrize("phrase", ["Paris", "49,66 Millionen Euro", "2028", "Millionen Dollar"])
 def test_a_phrase_the_sources_do_not_hold_is_not_grounded(phrase):
     assert ground(phrase, _excerpt(), [_hit()], Analyzer()) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "when", "expected"),
+    [
+        ("Die Bahn soll 49,65 Millionen Euro kosten.", "49,65", False, "49,65 Millionen Euro"),
+        ("Der Ölpreis fiel auf 72 US-Dollar.", "72", False, "72 US-Dollar"),
+        ("Sie hat rund 3 Millionen Artikel.", "3", True, "3 Millionen"),
+        ("Die Columbia stürzte am 1. Februar 2003 ab.", "2003", True, "1. Februar 2003"),
+        ("Die Columbia stürzte am 1. Februar 2003 ab.", "2003", False, "2003"),
+        ("Der Euro stieg um 25 Prozent.", "Euro", False, "Euro"),
+    ],
+)
+def test_a_phrase_is_completed_with_its_unit_and_asked_when_its_whole_date(
+    text, phrase, when, expected
+):
+    """The model stops early ("3" of "3 Millionen"): its answer takes the words beside it that
+    are part of it, from the same sentence, so it stays a quote."""
+    hit = _hit(text)
+    at = 100 + text.index(phrase)
+    found = complete(Grounding(0, (100, 100 + len(text)), (at, at + len(phrase))), hit, when=when)
+    assert text[found.phrase[0] - 100 : found.phrase[1] - 100] == expected
+    assert found.sentence == (100, 100 + len(text))
 
 
 def test_excerpts_keep_reading_order_and_mark_gaps():
@@ -226,6 +251,46 @@ def test_without_the_models_probabilities_the_thresholds_decide(seeded_dir, sett
     strict = _refusal(settings, reader_refusal="calibrated", reader_answer_threshold=1.0)
     with _engine(seeded_dir, strict, embedder, model) as engine:
         assert engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader").answerable
+
+
+def test_the_asked_office_holders_name_is_answered_on_less_certainty(
+    seeded_dir, settings, embedder
+):
+    """Asked who held an office at a time, a phrase that is the name its sentence gives after
+    the office ("NATO-Generalsekretär Jens Stoltenberg") is shown at reader_form_threshold;
+    another phrase of the same passage still needs reader_answer_threshold."""
+    question = "Wer war im Juni 2023 NATO-Generalsekretär?"
+    lenient = _refusal(settings, reader_answer_threshold=1.0, reader_form_threshold=0.0)
+    named = CannedReader("Jens Stoltenberg", p_phrase=0.5)
+    with _engine(seeded_dir, lenient, embedder, named) as engine:
+        answer = engine.ask(question, mode="reader")
+    assert answer.answerable and answer.phrase.text == "Jens Stoltenberg", answer.text
+    assert answer.citations[0].date == "2023-06"
+    other = CannedReader("Gegenoffensive", p_phrase=0.5)
+    with _engine(seeded_dir, lenient, embedder, other) as engine:
+        assert not engine.ask(question, mode="reader").answerable
+    strict = _refusal(settings, reader_answer_threshold=1.0, reader_form_threshold=1.0)
+    with _engine(seeded_dir, strict, embedder, named) as engine:
+        assert not engine.ask(question, mode="reader").answerable
+
+
+def test_a_question_naming_two_times_is_read_per_time(seeded_dir, settings, embedder):
+    """Per asked time, the model reads a passage of that time; where its phrase is not there,
+    that time's line quotes the best sentence instead."""
+    model = CannedReader("keine weitere Amtszeit", p_phrase=0.5)
+    shown = _refusal(settings, reader_answer_threshold=0.0)
+    with _engine(seeded_dir, shown, embedder, model) as engine:
+        answer = engine.ask(
+            "Wer war im Juni 2023 und im Dezember 2024 NATO-Generalsekretär?", mode="reader"
+        )
+    assert answer.mode == "reader" and answer.answerable, answer.text
+    assert len(model.calls) == 2  # one reading per time
+    june, december = answer.text.split("\nStand 2023-06: ")[1].split("\nStand 2024-12: ")
+    assert june.startswith("keine weitere Amtszeit – „") and june.endswith("[1]")
+    assert " – „" not in december and december.rstrip().endswith("[2]")  # a quote, no phrase
+    assert answer.phrase.text == "keine weitere Amtszeit" and answer.phrase.n == 1
+    assert [c.date for c in answer.citations] == ["2023-06", "2024-12"]
+    assert "/004_" in answer.citations[1].source
 
 
 def test_reader_mode_without_a_model_answers_in_quote_mode(seeded_dir, settings, embedder):

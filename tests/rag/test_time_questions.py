@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rag.answer.timing import holder_of, resolve_relative, states_amount
+from rag.answer.timing import holder_of, holder_spans, resolve_relative, states_amount
 from rag.engine import Engine
 from rag.retrieval.when import read_time
 from rag.types import Document, Filters
@@ -303,6 +303,16 @@ def test_what_an_answering_sentence_holds_an_amount_or_an_office_holder():
     uk = holder_of("Wer ist britischer Premierminister?")
     assert uk is not None
     assert uk("Boris Johnson wurde von der Queen zum neuen Premierminister ernannt.")
+
+
+def test_where_a_sentence_names_the_office_holder():
+    """The reader's phrase has the asked form when it lies inside such a span."""
+    spans = holder_spans("Wer war im Dezember 2008 Bundesfinanzminister?")
+    assert spans is not None and holder_spans("Wie hoch ist der Ölpreis?") is None
+    text = "Die Ausfälle würden laut Finanzminister Peer Steinbrück nicht ausgeglichen."
+    ((start, end),) = spans(text)
+    assert text[start:end] == "Finanzminister Peer Steinbrück"
+    assert spans("Das musste der Finanzminister einräumen.") == []
 
 
 def test_a_day_without_its_year_takes_the_articles_year():
