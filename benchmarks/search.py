@@ -226,7 +226,7 @@ def ef_sweep(where: Path, settings: Any, vectors: np.ndarray) -> dict[int, dict[
     from index import Index
 
     out = {}
-    for ef in (64, 128, 256, 512):
+    for ef in (64, 256, 1024, 2048):  # a large graph searches with at least n / 1000
         options = replace(settings.index.ann_options(), ef_search=ef)
         with Index.open(where, ann=options) as ix:
             out[ef] = graph_recall(ix, vectors)
@@ -421,10 +421,13 @@ def main() -> None:
     _print_ratio(rows, list(engines))
     _print_recall(recalls, rows)
     for label, by_ef in sweep.items():
-        print(f"{label}, beam width (index.ann_ef_search; default {settings.index.ann_ef_search}):")
+        print(
+            f"{label}, beam width (index.ann_ef_search; default {settings.index.ann_ef_search}, "
+            "at least graph size / 1000):"
+        )
         for ef, r in by_ef.items():
             print(
-                f"  ef {ef:>3}: recall@10 {r['recall@10']:.3f}, recall@50 {r['recall@50']:.3f}, "
+                f"  ef {ef:>4}: recall@10 {r['recall@10']:.3f}, recall@50 {r['recall@50']:.3f}, "
                 f"k=50 p50 {r['graph ms']:.2f} ms"
             )
 

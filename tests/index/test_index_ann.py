@@ -244,3 +244,25 @@ def test_an_id_filter_holds_exactly_its_ids() -> None:
     assert [i for i in range(1100) if only.selector.is_member(i)] == [1, 3, 8, 9, 64, 1000]
     assert len(only) == 6
     assert not any(IdFilter(np.array([], dtype=np.int64)).selector.is_member(i) for i in range(9))
+
+
+def test_a_large_graph_searches_with_a_beam_that_grows_with_it(
+    open_index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ef_search is a floor: past ef_search * 1,000 vectors the beam is one per 1,000 (here
+    one per 5, so that 500 passages stand in for a million)."""
+    ix = open_index()
+    ix.write(docs(0, 100))  # 500 passages
+    assert ix.settle(timeout=60)
+    graph = ix._graph
+    assert graph is not None
+    assert graph._beam() == 64  # 500 // 1,000 is under ef_search
+    monkeypatch.setattr(ann, "_VECTORS_PER_EF", 5)
+    assert graph._beam() == 100
+    seen: list[int] = []
+    search = graph.graph.search
+    monkeypatch.setattr(
+        graph.graph, "search", lambda q, k, ef, sel: seen.append(ef) or search(q, k, ef, sel)
+    )
+    ix.search(queries(2), 10)
+    assert seen == [100]
