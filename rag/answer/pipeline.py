@@ -219,11 +219,9 @@ def _names_the_holder(ctx: Context, found: reader.Grounding) -> bool:
     holders = timing.holder_spans(ctx.scored_question) if ctx.reading.active() else None
     if holders is None:
         return False
-    hit = ctx.hits[found.hit]
-    start, _ = found.sentence
-    sentence = hit.text[start - hit.start : found.sentence[1] - hit.start]
+    start = found.sentence[0]
     a, b = found.phrase[0] - start, found.phrase[1] - start
-    return any(s <= a and b <= e for s, e in holders(sentence))
+    return any(s <= a and b <= e for s, e in holders(_at(ctx.hits[found.hit], found.sentence)))
 
 
 def _say_once_quote_instead() -> None:
@@ -433,15 +431,12 @@ class Answerer:
             self.weights,
         )
         evidence = scored[0].score if scored else None
-        threshold = cfg.answerable_threshold
-        if scored and _passage_language(ctx.hits[scored[0].hit]) != ctx.language:
-            # Across languages cosines run lower (calibrated separately on XQuAD en -> de).
-            threshold = cfg.answerable_threshold_crosslingual
+        threshold = self._quote_threshold(ctx, scored) if scored else 0.0
         if evidence is None or evidence < threshold:
             yield from self._unanswerable(ctx, "quote", None, evidence)
             return
         if len(ctx.reading.anchors) > 1:
-            yield from self._per_time(ctx, scored, "quote", evidence)
+            yield from self._per_time(ctx, scored, "quote", threshold, evidence)
             return
         scored = self._in_time(ctx, scored)
         chosen = select_sentences(scored, self.weights, cfg.max_sentences)
@@ -479,6 +474,14 @@ class Answerer:
             sentences.append(self._check(text, (n,), (), [hit], ctx, None))
         yield ctx.answer("\n".join(lines), "quote", sentences, citations, evidence=evidence)
 
+    def _quote_threshold(self, ctx: Context, scored: Sequence[ScoredSentence]) -> float:
+        """The evidence a quote needs: `answerable_threshold`, or across languages (cosines run
+        lower; calibrated separately on XQuAD en -> de) `answerable_threshold_crosslingual`."""
+        cfg = self.settings
+        if _passage_language(ctx.hits[scored[0].hit]) != ctx.language:
+            return cfg.answerable_threshold_crosslingual
+        return cfg.answerable_threshold
+
     def _in_time(self, ctx: Context, scored: Sequence[ScoredSentence]) -> list[ScoredSentence]:
         """`scored` in the order a quote or the reader takes them, for a question in time:
         the asked time or the newest report first among those that answer alike
@@ -504,18 +507,20 @@ class Answerer:
         return ordered
 
     def _per_time(
-        self, ctx: Context, scored: Sequence[ScoredSentence], mode: str, evidence: float
+        self,
+        ctx: Context,
+        scored: Sequence[ScoredSentence],
+        mode: str,
+        threshold: float,
+        evidence: float,
     ) -> Iterator[AnswerDelta | Answer]:
         """A question naming several times ("im Juli 2005, im November 2010 und Ende März
         2012") is answered per time, from an article dated in it. In reader mode the model
         reads that time's best passage, and its phrase leads the line with the sentence that
         holds it; otherwise (quote mode, or no phrase that answers) the line quotes the best
         sentence of that time, and a second of the same article when it answers nearly as
-        well."""
+        well. A time whose best sentence scores under `threshold` has no answer."""
         cfg = self.settings
-        threshold = cfg.answerable_threshold
-        if _passage_language(ctx.hits[scored[0].hit]) != ctx.language:
-            threshold = cfg.answerable_threshold_crosslingual
         model = self.generator.id if mode == "reader" and self.generator is not None else None
         intro = _quote_intro(ctx, True)
         yield AnswerDelta(intro)
@@ -536,8 +541,7 @@ class Answerer:
             where = self._reading(ctx, found, 1)[0] if model is not None else None
             if where is not None:
                 lead, (start, end) = ctx.hits[where.hit], where.sentence
-                text = lead.text[start - lead.start : end - lead.start].strip()
-                exact = lead.text[where.phrase[0] - lead.start : where.phrase[1] - lead.start]
+                text, exact = _at(lead, where.sentence).strip(), _at(lead, where.phrase)
                 n = len(citations) + 1
                 phrase = phrase or Phrase(exact, n, *where.phrase)
                 picked = [(lead, start, end, text)]
@@ -596,7 +600,8 @@ class Answerer:
             yield from self._unanswerable(ctx, "reader", model, None)
             return
         if len(ctx.reading.anchors) > 1:
-            yield from self._per_time(ctx, scored, "reader", scored[0].score)
+            threshold = self._quote_threshold(ctx, scored)
+            yield from self._per_time(ctx, scored, "reader", threshold, scored[0].score)
             return
         scored = self._in_time(ctx, scored)
         # A question read in time: the passage the time logic leads with, alone, so that the
@@ -608,9 +613,9 @@ class Answerer:
             return
         hit = ctx.hits[found.hit]
         start, end = found.sentence
-        exact = hit.text[found.phrase[0] - hit.start : found.phrase[1] - hit.start]
+        exact = _at(hit, found.phrase)
         first = prompts.READER_ANSWER[ctx.language].format(phrase=exact, n=1)
-        sentence_text = hit.text[start - hit.start : end - hit.start].strip()
+        sentence_text = _at(hit, found.sentence).strip()
         timed = ctx.reading.active()
         if timed:
             line = f"{timing.label(hit, hit.date, ctx.language)}: {_quoted(sentence_text)} [1]"
@@ -901,8 +906,13 @@ def _quote_line(sentence: str, n: int, hit: Hit, language: str) -> str:
     return f"{sentence} [{n}] ({when})"
 
 
+def _at(hit: Hit, span: tuple[int, int]) -> str:
+    """The words of `hit` at `span` (document offsets)."""
+    return hit.text[span[0] - hit.start : span[1] - hit.start]
+
+
 def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
-    quote = hit.text[start - hit.start : end - hit.start]
+    quote = _at(hit, (start, end))
     return Citation(
         url=hit.url,
         n=n,
