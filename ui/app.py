@@ -7,7 +7,10 @@ HTML (`ui.render`, which escapes everything from documents). No retrieval logic 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,11 @@ MODE_LABELS = {
 EXPORT_FORMATS = [(spec.label, name) for name, spec in FORMATS.items()]
 _STAGES = {"read": "Reading files", "embed": "Embedding passages"}
 _DOC_COLUMNS = ["Title", "Date", "Source", "Lang", "Passages", "Id"]
+# An export file only has to live until Gradio has copied it into its cache, which it does
+# in the same request; older ones are removed at the next export. Gradio's copies are
+# removed by `delete_cache` (every 15 minutes, those older than an hour; all at shutdown).
+EXPORT_KEEP_SECONDS = 120
+GRADIO_DELETE_CACHE = (900, 3600)
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def build_ui(service: Service, security: Security | None = None) -> gr.Blocks:
     """The chat UI over `service`, to mount with `gr.mount_gradio_app` (its CSS is inline);
     with `security`, writes need an editor's token."""
     modes = _answer_modes(service)
-    with gr.Blocks(title="newsrag", fill_width=True) as demo:
+    with gr.Blocks(title="newsrag", fill_width=True, delete_cache=GRADIO_DELETE_CACHE) as demo:
         turns = gr.State([])
         selected = gr.State(None)
         header = gr.HTML(_header({}), js_on_load=None, elem_id="nr-header")
@@ -274,6 +282,7 @@ class _Handlers:
     def __init__(self, service: Service, security: Security | None = None) -> None:
         self.service = service
         self.security = security or Security()
+        self._exports: Path | None = None  # made at the first export, removed with the UI
 
     # ------------------------------------------------------------------------- chat
     def ask(
@@ -354,10 +363,26 @@ class _Handlers:
             result = self.service.export(answers, fmt)
         except PROJECT_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
+        folder = Path(tempfile.mkdtemp(dir=self._export_folder()))
         path = folder / Path(result.filename).name
         path.write_bytes(result.data)
         return gr.File(value=str(path), visible=True)
+
+    def _export_folder(self) -> Path:
+        """This UI's folder of export files, without the ones Gradio has long since copied:
+        exported answers do not pile up in the temporary directory of a shared server."""
+        if self._exports is None or not self._exports.is_dir():
+            self._exports = Path(tempfile.mkdtemp(prefix="newsrag-exports-"))
+            weakref.finalize(self, shutil.rmtree, str(self._exports), ignore_errors=True)
+            return self._exports
+        cutoff = time.time() - EXPORT_KEEP_SECONDS
+        for old in self._exports.iterdir():
+            try:
+                if old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass  # removed meanwhile by another export
+        return self._exports
 
     # --------------------------------------------------------------------- timeline
     def timeline(

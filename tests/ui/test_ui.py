@@ -3,7 +3,9 @@ sentences marked) and its handlers over a stand-in service (streaming, history, 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -279,6 +281,43 @@ def test_export_writes_the_file_under_its_own_name_only(tmp_path):
     path = whole.value["path"] if isinstance(whole.value, dict) else whole.value
     with open(path, encoding="utf-8") as f:
         assert f.read() == "markdown:Eins?\nZwei?"
+
+
+def test_exports_do_not_pile_up_in_the_temporary_directory():
+    """Each export's file lives in this UI's own folder; files Gradio has long since copied
+    are removed at the next export, and the folder goes with the UI."""
+    import gc
+    import os
+
+    from ui import app as ui_app
+
+    ui = _Handlers(FakeService())
+    turns = [ChatTurn("Eins?", _answer(question="Eins?"))]
+
+    def exported(ui: _Handlers) -> Path:
+        ui.export("json", "answer", turns, 0)  # Gradio copies the file into its cache
+        return max(ui._exports.glob("*/*"), key=lambda p: p.stat().st_mtime_ns)
+
+    first = exported(ui)
+    folder = ui._exports
+    assert folder.name.startswith("newsrag-exports-")
+    old = time.time() - ui_app.EXPORT_KEEP_SECONDS - 1
+    os.utime(first.parent, (old, old))
+    second = exported(ui)
+    assert second.parent.parent == folder and second.exists()
+    assert not first.parent.exists(), "an export older than the keep time is removed"
+    third = exported(ui)
+    assert second.exists() and third.exists(), "recent exports stay until Gradio copied them"
+    del ui
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_gradio_removes_its_cached_copies():
+    demo = build_ui(FakeService())
+    assert demo.delete_cache is not None
+    frequency, age = demo.delete_cache
+    assert 0 < frequency <= age <= 24 * 3600
 
 
 def test_the_mode_dropdown_shows_only_with_a_choice():
