@@ -99,7 +99,10 @@ def main() -> None:
         generation={
             "backend": "packaged",
             "reader_refusal": "calibrated",
-            "reader_answer_threshold": 0.0,  # every grounded phrase is shown
+            # every grounded phrase is shown (same or other language, of the asked form or not)
+            "reader_answer_threshold": 0.0,
+            "reader_answer_threshold_crosslingual": 0.0,
+            "reader_form_threshold": 0.0,
             **dict(item.split("=", 1) for item in args.set),
         }
     )

@@ -201,6 +201,14 @@ class GenerationSettings(_Section):
         description="reader (calibrated): refuse when the fitted probability that the passages "
         "answer is under this.",
     )
+    reader_answer_threshold_crosslingual: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="reader (calibrated): the same, when the question and the passage holding "
+        "the phrase are in different languages (an English question over German news); that "
+        "probability comes from its own fit, on XQuAD English questions over German paragraphs.",
+    )
     reader_form_threshold: float = Field(
         0.1,
         ge=0,

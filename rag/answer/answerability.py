@@ -9,10 +9,13 @@ them separates "answers" from "is about" well (the model's P(NONE) alone refuses
 answerable questions at the threshold that refuses two thirds of hard negatives). A logistic
 model over all of them, fitted on XQuAD questions asked over their own article (answerable)
 and over the article's *other* paragraphs (hard negatives: same names and topic, no answer),
-gives `p_answers`. The reader refuses below `generation.reader_answer_threshold`.
+gives `p_answers`. The reader refuses below `generation.reader_answer_threshold`. A question
+in another language than its passage (English over German news) has its own fit,
+`CALIBRATION_CROSSLINGUAL`, and threshold, `generation.reader_answer_threshold_crosslingual`.
 
-`CALIBRATION` holds the fitted model; `benchmarks/reader_fit.py` refits it from the rows of
-`benchmarks/reader_calibrate.py` and prints the figures behind the numbers here.
+`CALIBRATION` holds the fitted model (`CALIBRATION_CROSSLINGUAL` the cross-lingual one);
+`benchmarks/reader_fit.py` refits it from the rows of `benchmarks/reader_calibrate.py` and prints
+the figures behind the numbers here.
 """
 
 from __future__ import annotations
@@ -69,13 +72,17 @@ def features(signals: Signals) -> tuple[float, ...] | None:
     )
 
 
-def p_answers(signals: Signals, calibration: Calibration | None = None) -> float | None:
-    """The fitted probability that the passages answer and the phrase is the answer; None
-    when `features` has none (the caller then falls back to its thresholds)."""
+def p_answers(
+    signals: Signals, calibration: Calibration | None = None, *, crosslingual: bool = False
+) -> float | None:
+    """The fitted probability that the passages answer and the phrase is the answer (by
+    `calibration`, else the fit for the question's and the passage's languages being the same
+    or, `crosslingual`, different); None when `features` has none (the caller then falls back
+    to its thresholds)."""
     x = features(signals)
     if x is None:
         return None
-    c = calibration or CALIBRATION
+    c = calibration or (CALIBRATION_CROSSLINGUAL if crosslingual else CALIBRATION)
     z = c.bias + sum(
         w * (v - m) / s for w, v, m, s in zip(c.weights, x, c.means, c.scales, strict=True)
     )
@@ -92,4 +99,21 @@ CALIBRATION = Calibration(
     weights=(0.1343, -0.8391, 0.3985, 1.1867, 1.2759, 0.7590, 0.9099, -0.0103, -0.0576, -0.1977),
     bias=0.0407,
     fitted_on="xquad.de.json, 120 questions: 120 answerable, 120 hard negatives",
+)
+
+# Fitted the same way on 120 English XQuAD questions asked over the German paragraphs
+# (`reader_calibrate.py --questions xquad.en.json --n 120 --skip 2`), each over the whole index
+# and over its article's other paragraphs. An English question shares few terms with a German
+# sentence, and the model, held to copying German words, says NONE more often: the same-language
+# fit refused most of them, and the thresholds before it refused 0.23 of the answerable (gold
+# in answer 0.52, hard negatives refused 0.76). Cross-validated, at
+# reader_answer_threshold_crosslingual 0.45: answerable refused 0.133, gold in answer 0.592,
+# hard negatives refused 0.792.
+CALIBRATION_CROSSLINGUAL = Calibration(
+    means=(0.4728, 0.2772, -5.5771, 1.6290, 0.0165, 0.1426, 0.7981, 1.2385, 0.9974, 0.0460),
+    scales=(0.4993, 0.2547, 5.1479, 0.0932, 0.0287, 0.1893, 0.0381, 2.2421, 0.4609, 0.2095),
+    weights=(-0.6708, -0.5072, 0.1835, 1.0651, 0.9859, -0.0500, 0.7082, -0.1581, 0.1972, -0.1514),
+    bias=-0.1122,
+    fitted_on="xquad.en.json questions over xquad.de.json paragraphs, 120 questions: "
+    "120 answerable, 120 hard negatives",
 )

@@ -698,6 +698,8 @@ class Answerer:
         ):
             return None, signals.evidence
         completed = reader.complete(found, ctx.hits[found.hit], when=ctx.reading.asks_when)
+        if ctx.reading.asks_when and reader.is_amount(_at(ctx.hits[found.hit], completed.phrase)):
+            return None, signals.evidence  # asked when, it named a sum: not of the asked form
         return completed, signals.evidence
 
     def _reader_answers(
@@ -707,13 +709,19 @@ class Answerer:
         the passages answer at least `reader_answer_threshold` (`reader_form_threshold` when
         the phrase has the asked form, `in_form`); without the model's probabilities (or with
         `reader_refusal = "thresholds"`), its NONE probability and the sentence's evidence
-        against their thresholds. The fit is of questions in their passages' language: across
-        languages (cosines run lower) the thresholds decide."""
+        against their thresholds. Across languages (a question's terms are not the passage's,
+        cosines run lower, the model is less sure of copying German for an English question)
+        the probability is the cross-lingual fit's, against its own threshold."""
         cfg = self.settings
-        fitted = cfg.reader_refusal == "calibrated" and not crosslingual
-        p = answerability.p_answers(signals) if fitted else None
+        p = None
+        if cfg.reader_refusal == "calibrated":
+            p = answerability.p_answers(signals, crosslingual=crosslingual)
         if p is not None:
-            return p >= (cfg.reader_form_threshold if in_form else cfg.reader_answer_threshold)
+            if in_form:
+                return p >= cfg.reader_form_threshold
+            if crosslingual:
+                return p >= cfg.reader_answer_threshold_crosslingual
+            return p >= cfg.reader_answer_threshold
         unsure = signals.p_none is not None and signals.p_none >= cfg.reader_none_threshold
         return not (signals.said_none or unsure or signals.evidence < cfg.reader_evidence_threshold)
 

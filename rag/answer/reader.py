@@ -302,17 +302,46 @@ _UNIT = re.compile(
     r"Kilometer|km|Meter|Tonnen|tons|Grad|Stimmen|votes)(?!\w)"
 )
 _ENDS_IN_NUMBER = re.compile(r"\d(?:[.,]\d+)*$")
+# What only an amount is counted in (never a time): money, shares, measures, votes.
+_AMOUNT_UNIT = re.compile(
+    r"(?:\d\s?|\b)(?:Euro|Cent|US-Dollar|Dollar|Pfund|Franken|Yen|Rubel|Prozent|percent|"
+    r"Kilometer|km|Meter|Tonnen|tons|Grad|Stimmen|votes)(?!\w)|[€$%]",
+    re.IGNORECASE,
+)
+
+
+def is_amount(phrase: str) -> bool:
+    """Whether the phrase counts money, a share, a measure or votes ("1,24 Milliarden Euro",
+    "25 Prozent"): never the answer to a "when" question."""
+    return bool(re.search(r"\d", phrase)) and bool(_AMOUNT_UNIT.search(phrase))
+
+
+# A digit, a decimal or thousands separator, a digit: the separator is inside a number.
+_IN_NUMBER = re.compile(r"\d[.,\u202f\u00a0']\d")
 
 
 def complete(found: Grounding, hit: Hit, *, when: bool = False) -> Grounding:
-    """The phrase with what it leaves out of its own answer: an amount's unit ("3" of "rund 3
-    Millionen Artikeln" -> "3 Millionen"; "72" -> "72 US-Dollar"), and asked when, the whole
+    """The phrase with what it leaves out of its own answer: the rest of a number it cuts ("24"
+    of "1,24" -> "1,24"), an amount's unit ("3" of "rund 3 Millionen Artikeln" -> "3
+    Millionen"; "72" -> "72 US-Dollar"), and asked when, the whole
     date a year or month stands in ("2003" of "am 1. Februar 2003" -> "1. Februar 2003").
     Only words of the same sentence, right beside the phrase: it stays a quote."""
     base = hit.start
     start, end = found.phrase
     s_start, s_end = found.sentence
     text = hit.text
+    # A phrase never cuts a number: "24 Milliarden Euro" of "1,24 Milliarden Euro" is a misquote.
+    lo, hi = s_start - base, s_end - base
+    at, to = start - base, end - base
+    while at - 2 >= lo and text[at].isdigit() and _IN_NUMBER.match(text, at - 2):
+        at -= 1
+        while at - 1 >= lo and text[at - 1].isdigit():
+            at -= 1
+    while to + 2 <= hi and text[to - 1].isdigit() and _IN_NUMBER.match(text, to - 1):
+        to += 1
+        while to < hi and text[to].isdigit():
+            to += 1
+    start, end = base + at, base + to
     if _ENDS_IN_NUMBER.search(text[start - base : end - base]):
         for _ in range(2):  # "3 Millionen Euro"
             m = _UNIT.match(text, end - base, s_end - base)

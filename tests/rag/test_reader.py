@@ -19,6 +19,7 @@ from rag.answer.reader import (
     complete,
     excerpts,
     ground,
+    is_amount,
     parse_phrase,
 )
 from rag.engine import Engine
@@ -110,6 +111,11 @@ def test_a_phrase_the_sources_do_not_hold_is_not_grounded(phrase):
         ("Die Columbia stürzte am 1. Februar 2003 ab.", "2003", True, "1. Februar 2003"),
         ("Die Columbia stürzte am 1. Februar 2003 ab.", "2003", False, "2003"),
         ("Der Euro stieg um 25 Prozent.", "Euro", False, "Euro"),
+        ("Sie kostete 1,24 Milliarden Euro.", "24 Milliarden Euro", False, "1,24 Milliarden Euro"),
+        ("Es kamen 12.500 Menschen.", "500", False, "12.500"),
+        ("Es kamen 12.500 Menschen.", "12", False, "12.500"),
+        ("Am 1.5. kamen 3.000.000 Besucher.", "000", False, "3.000.000"),
+        ("Sie gewann 2003. Danach nicht mehr.", "2003", False, "2003"),
     ],
 )
 def test_a_phrase_is_completed_with_its_unit_and_asked_when_its_whole_date(
@@ -122,6 +128,23 @@ def test_a_phrase_is_completed_with_its_unit_and_asked_when_its_whole_date(
     found = complete(Grounding(0, (100, 100 + len(text)), (at, at + len(phrase))), hit, when=when)
     assert text[found.phrase[0] - 100 : found.phrase[1] - 100] == expected
     assert found.sentence == (100, 100 + len(text))
+
+
+@pytest.mark.parametrize(
+    ("phrase", "amount"),
+    [
+        ("1,24 Milliarden Euro", True),
+        ("25 Prozent", True),
+        ("96 US-Dollar", True),
+        ("3 %", True),
+        ("1. Februar 2003", False),
+        ("vor 66 Millionen Jahren", False),
+        ("Euro", False),
+        ("1849", False),
+    ],
+)
+def test_a_sum_is_never_the_answer_to_when(phrase, amount):
+    assert is_amount(phrase) is amount
 
 
 def test_excerpts_keep_reading_order_and_mark_gaps():
@@ -253,6 +276,27 @@ def test_without_the_models_probabilities_the_thresholds_decide(seeded_dir, sett
         assert engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader").answerable
 
 
+def test_an_english_question_over_german_news_is_weighed_by_the_crosslingual_fit(
+    seeded_dir, settings, embedder
+):
+    """The question's language is not the passage's: the cross-lingual fit and its own
+    threshold decide (reader_answer_threshold is the same-language one)."""
+    question = "Whom does Wendy Sherman meet in Geneva?"
+    model = CannedReader("Sergej Rjabkow", p_phrase=0.5)
+    shown = _refusal(
+        settings, reader_answer_threshold=1.0, reader_answer_threshold_crosslingual=0.0
+    )
+    with _engine(seeded_dir, shown, embedder, model) as engine:
+        answer = engine.ask(question, mode="reader")
+    assert answer.answerable and answer.phrase.text == "Sergej Rjabkow", answer.text
+    assert answer.text.startswith("Answer: Sergej Rjabkow [1]")
+    strict = _refusal(
+        settings, reader_answer_threshold=0.0, reader_answer_threshold_crosslingual=1.0
+    )
+    with _engine(seeded_dir, strict, embedder, model) as engine:
+        assert not engine.ask(question, mode="reader").answerable
+
+
 def test_the_asked_office_holders_name_is_answered_on_less_certainty(
     seeded_dir, settings, embedder
 ):
@@ -272,6 +316,18 @@ def test_the_asked_office_holders_name_is_answered_on_less_certainty(
     strict = _refusal(settings, reader_answer_threshold=1.0, reader_form_threshold=1.0)
     with _engine(seeded_dir, strict, embedder, named) as engine:
         assert not engine.ask(question, mode="reader").answerable
+
+
+def test_asked_when_a_sum_is_not_an_answer(seeded_dir, settings, embedder):
+    """A "when" question answered with an amount of money is refused, however sure the model;
+    the same phrase answers a question after the amount."""
+    shown = _refusal(settings, reader_answer_threshold=0.0)
+    model = CannedReader("700 Millionen Dollar", p_phrase=0.9)
+    with _engine(seeded_dir, shown, embedder, model) as engine:
+        when = engine.ask("Wann kündigte Biden das neue Hilfspaket an?", mode="reader")
+        much = engine.ask("Wie viel ist das neue Hilfspaket von Biden wert?", mode="reader")
+    assert not when.answerable and when.phrase is None, when.text
+    assert much.answerable and much.phrase.text == "700 Millionen Dollar", much.text
 
 
 def test_a_question_naming_two_times_is_read_per_time(seeded_dir, settings, embedder):
@@ -425,6 +481,21 @@ def test_the_fitted_answerability_separates_a_sure_reading_from_a_doubtful_one()
     assert p_answers(_signals(p_none=0.5)) < sure
     assert p_answers(_signals(evidence=1.7, best=1.7)) < sure  # the passages fit less
     assert p_answers(_signals(coverage=0.0)) < sure
+
+
+def test_a_sure_crosslingual_reading_is_answered_by_its_own_fit():
+    """An English question over a German sentence shares few terms with it and scores a lower
+    cosine: the same-language fit would refuse a sure reading, the cross-lingual one does not,
+    and it still refuses a doubtful one."""
+    generation = load_settings().generation
+    sure = _signals(p_none=0.15, p_phrase=0.6, evidence=1.7, best=1.7, cosine=0.8,
+                    coverage=0.1, phrase_words=3)  # fmt: skip
+    doubtful = _signals(said_none=True, p_none=0.7, p_phrase=0.05, evidence=1.55, best=1.62,
+                        cosine=0.78, coverage=0.0, rank=3)  # fmt: skip
+    assert p_answers(sure) < generation.reader_answer_threshold
+    threshold = generation.reader_answer_threshold_crosslingual
+    assert p_answers(sure, crosslingual=True) >= threshold
+    assert p_answers(doubtful, crosslingual=True) < threshold
 
 
 def test_without_probabilities_or_a_grounded_phrase_there_is_no_fitted_answer():
