@@ -607,7 +607,14 @@ class Answerer:
         # A question read in time: the passage the time logic leads with, alone, so that the
         # model's phrase is of the asked time or the newest report ("Wann": the one naming a day).
         one = ctx.reading.active() or ctx.reading.asks_day
-        found, evidence = self._reading(ctx, scored, 1 if one else cfg.reader_passages)
+        found, evidence, misformed = self._reading(
+            ctx, scored, 1 if one else cfg.reader_passages
+        )
+        if found is None and misformed:
+            # The model was sure the passages answer, but its phrase is not of the asked form:
+            # the best sentences are quoted instead, as quote mode (and a time's line) does.
+            yield from self.quote(ctx)
+            return
         if found is None:
             yield from self._unanswerable(ctx, "reader", model, evidence)
             return
@@ -664,9 +671,12 @@ class Answerer:
 
     def _reading(
         self, ctx: Context, scored: Sequence[ScoredSentence], passages: int
-    ) -> tuple[reader.Grounding | None, float]:
+    ) -> tuple[reader.Grounding | None, float, bool]:
         """The model reads the best `passages` of `scored` (not empty): where its phrase stands,
-        if it answers (see `_reader_answers`), and the evidence of its sentence."""
+        if it answers (see `_reader_answers`), the evidence of its sentence, and whether a
+        phrase that would answer was set aside for its form: asked "when", a sum of money or a
+        share ("1,24 Milliarden Euro"); asked "who" over German text, no capitalised word, so
+        no name and no noun ("norwegische" for the year's Nobel Peace Prize laureate)."""
         cfg = self.settings
         assert self.generator is not None
         shown = reader.excerpts(
@@ -696,11 +706,15 @@ class Answerer:
             _passage_language(ctx.hits[found.hit]) != ctx.language,
             in_form=not said_none and _names_the_holder(ctx, found),
         ):
-            return None, signals.evidence
-        completed = reader.complete(found, ctx.hits[found.hit], when=ctx.reading.asks_when)
-        if ctx.reading.asks_when and reader.is_amount(_at(ctx.hits[found.hit], completed.phrase)):
-            return None, signals.evidence  # asked when, it named a sum: not of the asked form
-        return completed, signals.evidence
+            return None, signals.evidence, False
+        hit = ctx.hits[found.hit]
+        completed = reader.complete(found, hit, when=ctx.reading.asks_when)
+        exact = _at(hit, completed.phrase)
+        if (ctx.reading.asks_when and reader.is_amount(exact)) or (
+            timing.asks_who(ctx.standalone) and not reader.may_name(exact, _passage_language(hit))
+        ):
+            return None, signals.evidence, True
+        return completed, signals.evidence, False
 
     def _reader_answers(
         self, signals: reader.Signals, crosslingual: bool, *, in_form: bool = False

@@ -316,6 +316,13 @@ def is_amount(phrase: str) -> bool:
     return bool(re.search(r"\d", phrase)) and bool(_AMOUNT_UNIT.search(phrase))
 
 
+def may_name(phrase: str, language: str) -> bool:
+    """Whether the phrase may name someone, the answer to "who": in German text a name or a
+    noun is capitalised, so a phrase without a capital ("norwegische") names no one. English
+    text writes nouns in lower case ("their disciples"), so there any phrase may."""
+    return language != "de" or bool(re.search(r"[A-ZÄÖÜ]", phrase))
+
+
 # A digit, a decimal or thousands separator, a digit: the separator is inside a number.
 _IN_NUMBER = re.compile(r"\d[.,\u202f\u00a0']\d")
 

@@ -159,6 +159,11 @@ _ONE_NAME = r"[A-ZÄÖÜ][a-zäöüß]+(?:[- ][A-ZÄÖÜ][\w-]+)?"
 _FULL_NAME = r"[A-ZÄÖÜ][a-zäöüß]+\s+(?:(?:von|van|de|da|di|del|der|zu|ter|le|la)\s+)?[A-ZÄÖÜ][\w-]+"
 
 
+def asks_who(question: str) -> bool:
+    """Whether the question asks "Wer ..." / "Who ...": a person or a body is the answer."""
+    return bool(_WHO.match(question))
+
+
 def holder_spans(question: str) -> Callable[[str], list[tuple[int, int]]] | None:
     """For "Wer ist/war <office>?": where a sentence names someone in that office, from the
     office word to the end of the name (see `holder_of`); None for other questions."""

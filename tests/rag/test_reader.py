@@ -20,6 +20,7 @@ from rag.answer.reader import (
     excerpts,
     ground,
     is_amount,
+    may_name,
     parse_phrase,
 )
 from rag.engine import Engine
@@ -145,6 +146,13 @@ def test_a_phrase_is_completed_with_its_unit_and_asked_when_its_whole_date(
 )
 def test_a_sum_is_never_the_answer_to_when(phrase, amount):
     assert is_amount(phrase) is amount
+
+
+def test_a_who_answer_in_german_text_has_a_capital():
+    assert may_name("Welternährungsprogramm der Vereinten Nationen", "de")
+    assert may_name("die Pittsburgh Steelers", "de")
+    assert not may_name("norwegische", "de")
+    assert may_name("their disciples", "en")  # English nouns are lower case
 
 
 def test_excerpts_keep_reading_order_and_mark_gaps():
@@ -318,16 +326,25 @@ def test_the_asked_office_holders_name_is_answered_on_less_certainty(
         assert not engine.ask(question, mode="reader").answerable
 
 
-def test_asked_when_a_sum_is_not_an_answer(seeded_dir, settings, embedder):
-    """A "when" question answered with an amount of money is refused, however sure the model;
-    the same phrase answers a question after the amount."""
+def test_a_sure_phrase_not_of_the_asked_form_gives_the_quote_answer(
+    seeded_dir, settings, embedder
+):
+    """Asked "when", an amount of money; asked "who" over German text, a phrase without a
+    capital (no name, no noun): not shown, however sure the model; the best sentences are
+    quoted instead, as quote mode does. The same phrases answer questions of their form."""
     shown = _refusal(settings, reader_answer_threshold=0.0)
-    model = CannedReader("700 Millionen Dollar", p_phrase=0.9)
-    with _engine(seeded_dir, shown, embedder, model) as engine:
+    sum_ = CannedReader("700 Millionen Dollar", p_phrase=0.9)
+    adjective = CannedReader("stellvertretenden russischen", p_phrase=0.9)
+    with _engine(seeded_dir, shown, embedder, sum_) as engine:
         when = engine.ask("Wann kündigte Biden das neue Hilfspaket an?", mode="reader")
         much = engine.ask("Wie viel ist das neue Hilfspaket von Biden wert?", mode="reader")
-    assert not when.answerable and when.phrase is None, when.text
+    with _engine(seeded_dir, shown, embedder, adjective) as engine:
+        who = engine.ask("Wen trifft Wendy Sherman in Genf?", mode="reader")
+        whom = engine.ask("Wer trifft Wendy Sherman in Genf?", mode="reader")
+    assert when.phrase is None and when.mode == "quote" and not when.text.startswith("Antwort")
     assert much.answerable and much.phrase.text == "700 Millionen Dollar", much.text
+    assert whom.phrase is None and whom.mode == "quote", whom.text
+    assert who.phrase is not None  # "Wen" is not "Wer": no name is asked for by form
 
 
 def test_a_question_naming_two_times_is_read_per_time(seeded_dir, settings, embedder):
