@@ -213,6 +213,16 @@ def _answer_form(ctx: Context) -> Callable[[str], bool] | None:
     return timing.holder_of(ctx.scored_question)
 
 
+def _of_the_asked_form(ctx: Context, phrase: str, passage_language: str) -> bool:
+    """Whether a phrase can be the answer its question's form asks for: asked "when", it says
+    when and is no sum ("15" of "den 15. deutschen Bundestag", "1,24 Milliarden Euro" are
+    not); asked "who" over German text, it has a capitalised word, a name or a noun
+    ("norwegische" for the year's Nobel Peace Prize laureate is not)."""
+    if ctx.reading.asks_when and (reader.is_amount(phrase) or not reader.names_time(phrase)):
+        return False
+    return not timing.asks_who(ctx.standalone) or reader.may_name(phrase, passage_language)
+
+
 def _names_the_holder(ctx: Context, found: reader.Grounding) -> bool:
     """Asked who held an office at a time: the phrase is the name its sentence gives after
     that office ("Finanzminister Peer Steinbrück"), or the one it says was made it."""
@@ -674,9 +684,8 @@ class Answerer:
     ) -> tuple[reader.Grounding | None, float, bool]:
         """The model reads the best `passages` of `scored` (not empty): where its phrase stands,
         if it answers (see `_reader_answers`), the evidence of its sentence, and whether a
-        phrase that would answer was set aside for its form: asked "when", a sum of money or a
-        share ("1,24 Milliarden Euro"); asked "who" over German text, no capitalised word, so
-        no name and no noun ("norwegische" for the year's Nobel Peace Prize laureate)."""
+        phrase that would answer was set aside as not of the asked form (`_of_the_asked_form`).
+        """
         cfg = self.settings
         assert self.generator is not None
         shown = reader.excerpts(
@@ -709,10 +718,7 @@ class Answerer:
             return None, signals.evidence, False
         hit = ctx.hits[found.hit]
         completed = reader.complete(found, hit, when=ctx.reading.asks_when)
-        exact = _at(hit, completed.phrase)
-        if (ctx.reading.asks_when and reader.is_amount(exact)) or (
-            timing.asks_who(ctx.standalone) and not reader.may_name(exact, _passage_language(hit))
-        ):
+        if not _of_the_asked_form(ctx, _at(hit, completed.phrase), _passage_language(hit)):
             return None, signals.evidence, True
         return completed, signals.evidence, False
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.answer.quote import ScoredSentence
+from rag.answer.timing import names_relative_day
+from rag.ingest.dates import MONTHS, WEEKDAYS, find_date_mentions
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -316,6 +318,33 @@ def is_amount(phrase: str) -> bool:
     return bool(re.search(r"\d", phrase)) and bool(_AMOUNT_UNIT.search(phrase))
 
 
+def names_time(phrase: str) -> bool:
+    """Whether the phrase can say when: a year or another number of three digits or more
+    ("1849", "74.000 BP"), a month, weekday or season, a relative day ("gestern", "am
+    Mittwoch"), a time of day, or a word of time ("Jahrhundert", "Krieg", "Amtszeit"). "15"
+    (of "den 15. deutschen Bundestag") says no time."""
+    if re.search(r"\d{3}", phrase) or names_relative_day(phrase):
+        return True
+    if {w.casefold() for w in re.findall(r"\w+", phrase)} & _CALENDAR_WORDS:
+        return True
+    return bool(_TIME_WORD.search(phrase))
+
+
+_CALENDAR_WORDS = frozenset(w.casefold() for w in (*MONTHS, *WEEKDAYS))
+# Words of time a "when" answer may hold without a date: stems that begin a word ("Jahres-",
+# "Kriegsende", "Sommerpause"), and short words that count only whole ("Tag", not "Tageslicht").
+_TIME_WORD = re.compile(
+    r"(?i:\b(?:jahr|jahrhundert|jahrzehnt|jahrtausend|amtszeit|zeitpunkt|weltkrieg|krieg|"
+    r"frühling|frühjahr|sommer|herbst|winter|ostern|weihnacht|morgen|vormittag|mittag|"
+    r"nachmittag|abend|nacht|woche|monat|year|centur|decade|millenni|spring|summer|autumn|"
+    r"easter|christmas|morning|noon|evening|night|week|month)"
+    r"|\b(?:tag|tage|tagen|uhr|ende|mitte|anfang|beginn|nach|vor|während|seit|bis|zeit|wenn|"
+    r"nachdem|bevor|sobald|when|while|once|day|"
+    r"days|end|start|beginning|middle|after|before|during|since|until|time|o'clock|bp|bc|"
+    r"v\.\s?chr|n\.\s?chr)\b)"
+)
+
+
 def may_name(phrase: str, language: str) -> bool:
     """Whether the phrase may name someone, the answer to "who": in German text a name or a
     noun is capitalised, so a phrase without a capital ("norwegische") names no one. English
@@ -356,8 +385,6 @@ def complete(found: Grounding, hit: Hit, *, when: bool = False) -> Grounding:
                 break
             end = base + m.end()
     if when:
-        from rag.ingest.dates import find_date_mentions
-
         sentence = text[s_start - base : s_end - base]
         a, b = start - s_start, end - s_start
         for mention in find_date_mentions(sentence):

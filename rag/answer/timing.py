@@ -402,6 +402,12 @@ _FUTURE = re.compile(
 )
 
 
+def names_relative_day(text: str) -> bool:
+    """Whether `text` names a day relative to its article's ("gestern", "am Mittwoch") or a
+    day of a month ("am 28. Februar")."""
+    return bool(_RELATIVE.search(text) or _DAY_MONTH.search(text))
+
+
 def resolve_relative(sentence: str, article_date: str | None) -> list[Resolved]:
     """The relative days a sentence names ("am Mittwoch", "gestern", "am 28. Februar"),
     resolved against the day its article is dated (only a full date: a month does not say

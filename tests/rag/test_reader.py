@@ -21,6 +21,7 @@ from rag.answer.reader import (
     ground,
     is_amount,
     may_name,
+    names_time,
     parse_phrase,
 )
 from rag.engine import Engine
@@ -146,6 +147,26 @@ def test_a_phrase_is_completed_with_its_unit_and_asked_when_its_whole_date(
 )
 def test_a_sum_is_never_the_answer_to_when(phrase, amount):
     assert is_amount(phrase) is amount
+
+
+@pytest.mark.parametrize(
+    ("phrase", "says_when"),
+    [
+        ("1. Februar 2003", True),
+        ("Juli 2004", True),
+        ("1849", True),
+        ("letzten Sonntag", True),
+        ("heute", True),
+        ("vor dem Ersten Weltkrieg", True),
+        ("Mitte des 18. Jahrhunderts", True),
+        ("vor 66 Millionen Jahren", True),
+        ("15", False),  # of "den 15. deutschen Bundestag"
+        ("Argentinien", False),
+        ("die Einsturzursache der Eissporthalle ans Tageslicht", False),  # not "Tag"
+    ],
+)
+def test_a_when_answer_says_when(phrase, says_when):
+    assert names_time(phrase) is says_when
 
 
 def test_a_who_answer_in_german_text_has_a_capital():
