@@ -95,6 +95,7 @@ def score_sentences(
             if not text.strip():
                 continue
             s_terms = set(analyzer.document_terms(text, hit.language))
+            shown = start + heading_end(text)  # scored whole, quoted without its heading
             coverage = len(q_terms & s_terms) / len(q_terms) if q_terms else 0.0
             novelty = len(s_terms - q_terms) / len(s_terms) if s_terms else 0.0
             score = (
@@ -104,9 +105,31 @@ def score_sentences(
                 - weights.rank_decay * i
                 - (weights.restatement if novelty < weights.min_novelty else 0.0)
             )
-            out.append(ScoredSentence(i, start, end, text, score, float(cos), coverage, vec))
+            text = hit.text[shown - hit.start : end - hit.start]
+            out.append(ScoredSentence(i, shown, end, text, score, float(cos), coverage, vec))
     out.sort(key=lambda s: (-s.score, s.hit, s.start))
     return out
+
+
+# A line that ends without a sentence's end or a lead-in (no . ! ? : ; , or closing quote):
+# a subheading or a byline the sentence splitter joined to the sentence after it.
+_HEADING_LINE = re.compile(r"[^\n]*[\w)\]]\s*\n\s*")
+_MAX_HEADING_WORDS = 15
+
+
+def heading_end(text: str) -> int:
+    """Where a sentence starts after the subheadings and bylines joined to its front ("Nato:
+    Waffenlieferungen und Verhandlungen\nAuf dem Nato-Treffen ..."); 0 when there are none.
+    A sentence keeps at least three words."""
+    at = 0
+    while m := _HEADING_LINE.match(text, at):
+        line = text[at : m.end()]
+        if len(_WORDS.findall(line)) > _MAX_HEADING_WORDS:
+            break
+        if len(_WORDS.findall(text[m.end() :])) < 3:
+            break
+        at = m.end()
+    return at
 
 
 def select_sentences(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from rag.answer.pipeline import carry_subject, is_followup, question_language
+from rag.answer.quote import heading_end
 from rag.answer.support import SourceFacts, fact_problems, facts
 from rag.answer.types import Answer, AnswerDelta, Turn
 from rag.engine import Engine, Filters
@@ -217,5 +218,24 @@ def test_the_current_holder_leads_and_the_earlier_one_follows(seeded):
     first, *earlier = answer.citations
     assert "/004_" in first.source and first.date == "2024-12"
     assert "Mark Rutte" in first.quote
+    # The subheading the sentence splitter joins to the sentence is not quoted with it.
+    assert first.quote.startswith("Auf dem Nato-Treffen in Brüssel"), first.quote
     assert any("Stoltenberg" in c.quote and c.date < first.date for c in earlier)
     assert answer.text.index("Rutte") < answer.text.index("Stoltenberg")
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        (
+            "Nato: Waffenlieferungen und Verhandlungen\nAuf dem Nato-Treffen betonte Rutte das.",
+            "Auf dem Nato-Treffen betonte Rutte das.",
+        ),
+        ("Von: Vincent Büssow\n\nWashington – Stoltenberg hat geäußert.", "Washington – "),
+        ("Er sagte:\n„Wir müssen mehr tun.“", "Er sagte:"),  # a lead-in stays
+        ("Titel\nKurz da.", "Titel"),  # a sentence keeps three words
+        ("Kein Umbruch in diesem Satz.", "Kein Umbruch"),
+    ],
+)
+def test_a_quote_leaves_out_the_subheading_joined_to_its_sentence(text, quoted):
+    assert text[heading_end(text) :].startswith(quoted)
