@@ -335,7 +335,8 @@ class ApproximateVectors:
         return hits
 
     def _beam(self) -> int:
-        """The unfiltered beam width: `ef_search`, wider for a graph past 256,000 vectors."""
+        """The unfiltered beam width: `ef_search`, and one per `_VECTORS_PER_EF` vectors of a
+        graph larger than `ef_search` times that."""
         return min(_MAX_EF, max(self._options.ef_search, len(self.graph) // _VECTORS_PER_EF))
 
     def _skip_removed(self) -> faiss.IDSelector | None:

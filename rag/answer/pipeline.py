@@ -710,15 +710,18 @@ class Answerer:
         found = reader.ground(phrase, shown, ctx.hits, self.analyzer) if phrase else None
         signals = reader.signals(reading, phrase, found, scored, copy, said_none=said_none)
         log.debug("reader: %s", signals.to_json())
-        if found is None or not self._reader_answers(
+        if found is None:
+            return None, signals.evidence, False
+        hit = ctx.hits[found.hit]
+        language = _passage_language(hit)
+        if not self._reader_answers(
             signals,
-            _passage_language(ctx.hits[found.hit]) != ctx.language,
+            language != ctx.language,
             in_form=not said_none and _names_the_holder(ctx, found),
         ):
             return None, signals.evidence, False
-        hit = ctx.hits[found.hit]
         completed = reader.complete(found, hit, when=ctx.reading.asks_when)
-        if not _of_the_asked_form(ctx, _at(hit, completed.phrase), _passage_language(hit)):
+        if not _of_the_asked_form(ctx, _at(hit, completed.phrase), language):
             return None, signals.evidence, True
         return completed, signals.evidence, False
 

@@ -105,7 +105,7 @@ def score_sentences(
                 - weights.rank_decay * i
                 - (weights.restatement if novelty < weights.min_novelty else 0.0)
             )
-            text = hit.text[shown - hit.start : end - hit.start]
+            text = text[shown - start :]
             out.append(ScoredSentence(i, shown, end, text, score, float(cos), coverage, vec))
     out.sort(key=lambda s: (-s.score, s.hit, s.start))
     return out

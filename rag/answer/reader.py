@@ -297,19 +297,18 @@ def ground(
     return None
 
 
+# What only an amount is counted in (never a time): money, shares, measures, votes.
+_MEASURES = (
+    r"Prozent|percent|Euro|Cent|US-Dollar|Dollar|Pfund|Franken|Yen|Rubel|Kilometer|km|Meter|"
+    r"Tonnen|tons|Grad|Stimmen|votes"
+)
 # What a number is counted in, right after it: "3 Millionen", "72 US-Dollar", "25 Prozent".
 _UNIT = re.compile(
     r"[ \u00a0]?(?:Millionen|Million|Milliarden|Milliarde|Mio\.|Mrd\.|Tausend|million|billion|"
-    r"thousand|Prozent|percent|%|Euro|Cent|€|US-Dollar|Dollar|\$|Pfund|Franken|Yen|Rubel|"
-    r"Kilometer|km|Meter|Tonnen|tons|Grad|Stimmen|votes)(?!\w)"
+    r"thousand|" + _MEASURES + r"|%|€|\$)(?!\w)"
 )
 _ENDS_IN_NUMBER = re.compile(r"\d(?:[.,]\d+)*$")
-# What only an amount is counted in (never a time): money, shares, measures, votes.
-_AMOUNT_UNIT = re.compile(
-    r"(?:\d\s?|\b)(?:Euro|Cent|US-Dollar|Dollar|Pfund|Franken|Yen|Rubel|Prozent|percent|"
-    r"Kilometer|km|Meter|Tonnen|tons|Grad|Stimmen|votes)(?!\w)|[€$%]",
-    re.IGNORECASE,
-)
+_AMOUNT_UNIT = re.compile(r"(?:\d\s?|\b)(?:" + _MEASURES + r")(?!\w)|[€$%]", re.IGNORECASE)
 
 
 def is_amount(phrase: str) -> bool:

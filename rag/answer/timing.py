@@ -167,7 +167,7 @@ def asks_who(question: str) -> bool:
 def holder_spans(question: str) -> Callable[[str], list[tuple[int, int]]] | None:
     """For "Wer ist/war <office>?": where a sentence names someone in that office, from the
     office word to the end of the name (see `holder_of`); None for other questions."""
-    if not _WHO.match(question):
+    if not asks_who(question):
         return None
     words = [w for w in _OFFICE_WORDS.findall(question.split(None, 1)[-1]) if len(w) >= 4]
     if not words:
