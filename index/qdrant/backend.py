@@ -31,6 +31,7 @@ from ..store import date_bound
 from .points import (
     CHUNK_FIELDS,
     DENSE,
+    KEYWORD_NORMS,
     KIND_CHUNK,
     KIND_DOC,
     KIND_MANIFEST,
@@ -293,7 +294,10 @@ class QdrantIndex:
     # -- keyword analyzer ------------------------------------------------------------------
 
     def keyword_analyzer(self) -> str | None:
-        """Id of the analyzer that made the stored keyword terms."""
+        """Id of the analyzer that made the stored keyword terms; None when they were weighted
+        by an older rule than `KEYWORD_NORMS` (so they are re-made, as for a new analyzer)."""
+        if self._state.get("keyword_norms") != KEYWORD_NORMS:
+            return None
         return self._state.get("keyword_analyzer")
 
     def reanalyze_keywords(
@@ -316,7 +320,9 @@ class QdrantIndex:
             if batch:
                 avgdl = self._reanalyze_batch(batch, analyze, avgdl)
                 n += len(batch)
-            self._save_state(keyword_analyzer=analyzer_id, keyword_avgdl=avgdl)
+            self._save_state(
+                keyword_analyzer=analyzer_id, keyword_avgdl=avgdl, keyword_norms=KEYWORD_NORMS
+            )
             return n
 
     def _reanalyze_batch(
@@ -554,6 +560,7 @@ def _create(store: PointStore, spec: IndexSpec, options: CollectionOptions) -> N
         "updated_at": now,
         "keyword_analyzer": None,
         "keyword_avgdl": None,
+        "keyword_norms": KEYWORD_NORMS,
     }
     store.upsert([PointData(MANIFEST_ID, state)])
     log.info(
@@ -609,8 +616,10 @@ def _restriction(allowed: np.ndarray | None) -> Where | None:
 
 
 def _mean_length(terms: Sequence[Sequence[str] | None]) -> float | None:
+    """BM25's average passage length, as the local index (tantivy) computes it: its state
+    record counts as a passage without terms."""
     lengths = [term_count(t) for t in terms if t is not None]
-    return float(np.mean(lengths)) if lengths and sum(lengths) else None
+    return sum(lengths) / (len(lengths) + 1) if lengths and sum(lengths) else None
 
 
 _LOCAL_INDEX_FILES = ("manifest.json", "chunks.sqlite")

@@ -8,6 +8,7 @@ Nothing here imports a Qdrant package, so it is tested and reused by every store
 from __future__ import annotations
 
 import base64
+import bisect
 import calendar
 import hashlib
 import re
@@ -41,9 +42,37 @@ KIND_CHUNK, KIND_DOC, KIND_MANIFEST = "chunk", "doc", "manifest"
 _NAMESPACE = uuid.UUID("5b0b8f8e-2f57-4f0a-9d8c-6e2c1b7a9f10")
 _DATE_HEAD = re.compile(r"^\d{4}")
 
-# FTS5's BM25 constants, so the stored term weights saturate and normalise as locally.
+# The local keyword index's BM25 constants (tantivy's, and FTS5's), so the stored term weights
+# saturate and normalise as locally.
 BM25_K1 = 1.2
 BM25_B = 0.75
+KEYWORD_NORMS = "byte4-lengths"
+"""How the stored weights take a passage's length: as tantivy stores it (`stored_length`).
+Recorded in the manifest point; a collection weighted otherwise is re-weighted on open."""
+
+
+def _length_table() -> tuple[int, ...]:
+    # One byte per passage length, as Lucene's SmallFloat.intToByte4 codes it (tantivy stores
+    # its field norms so): codes below 24 are the length itself; above, 24 plus a float with a
+    # 4-bit mantissa (3 bits and an implicit leading one), so lengths from 40 on are rounded
+    # down to 4 significant bits.
+    def decode(code: int) -> int:
+        if code < 24:
+            return code
+        small = code - 24
+        bits, shift = small & 7, (small >> 3) - 1
+        return 24 + (bits if shift < 0 else (bits | 8) << shift)
+
+    return tuple(decode(code) for code in range(256))
+
+
+_LENGTHS = _length_table()
+
+
+def stored_length(length: int) -> int:
+    """A passage length as the local keyword index (tantivy) scores it: rounded down to the
+    nearest length its one-byte code holds (exact up to 40: 41 -> 40, 150 -> 144)."""
+    return _LENGTHS[bisect.bisect_right(_LENGTHS, max(0, length)) - 1]
 
 
 def point_id(kind: str, key: str) -> int:
@@ -74,11 +103,12 @@ def term_count(terms: Sequence[str] | None) -> int:
 
 def document_sparse(terms: Sequence[str] | None, avgdl: float) -> tuple[list[int], list[float]]:
     """A passage's terms as (indices, values): BM25's saturated, length-normalised term
-    frequency; Qdrant's IDF modifier multiplies in the inverse document frequency."""
+    frequency; Qdrant's IDF modifier multiplies in the inverse document frequency. The length
+    is the one tantivy stores (`stored_length`), so scores match the local index's."""
     counts = Counter(term_index(t) for t in (clean_term(t) for t in terms or ()) if t)
     if not counts:
         return [], []
-    length = sum(counts.values())
+    length = stored_length(sum(counts.values()))
     norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avgdl, 1e-9))
     indices = sorted(counts)
     values = [counts[i] * (BM25_K1 + 1) / (counts[i] + norm) for i in indices]

@@ -36,11 +36,13 @@ def rrf(
     weights: Mapping[str, float],
     k: int = 60,
 ) -> list[Candidate]:
-    """Fuse ranked lists by reciprocal rank: score = sum over lists of weight / (k + rank)."""
+    """Fuse ranked lists by reciprocal rank: score = sum over lists of weight / (k + rank).
+    Hits with equal scores share the best of their ranks: a tie is not a preference, and
+    which of them an engine lists first (storage order) differs between index backends."""
     fused: dict[int, dict[str, float]] = {}
     for name, hits in lists.items():
         weight = weights.get(name, 1.0)
-        for rank, (row_id, score) in enumerate(hits, start=1):
+        for rank, (row_id, score) in zip(shared_ranks([s for _, s in hits]), hits):
             entry = fused.setdefault(row_id, {"rrf": 0.0})
             entry["rrf"] += weight / (k + rank)
             entry[name] = score
@@ -56,7 +58,23 @@ def rrf(
         )
         for row_id, e in fused.items()
     ]
-    return ranked(out)
+    # Equal fused scores are common (dense rank 1 + keyword rank 2 = dense 2 + keyword 1): the
+    # passage closer in meaning goes first, then the better keyword score; the row id (which
+    # differs between index backends) only after those.
+    return sorted(out, key=lambda c: (-c.score, -_or_low(c.dense), -_or_low(c.keyword), c.row_id))
+
+
+def _or_low(score: float | None) -> float:
+    return float("-inf") if score is None else score
+
+
+def shared_ranks(scores: Sequence[float]) -> list[int]:
+    """1-based ranks of scores listed best first, equal scores sharing the first of theirs:
+    [9, 7, 7, 5] -> [1, 2, 2, 4]."""
+    out: list[int] = []
+    for i, score in enumerate(scores, start=1):
+        out.append(out[-1] if out and score == scores[i - 2] else i)
+    return out
 
 
 def single(name: str, ranked: Sequence[tuple[int, float]]) -> list[Candidate]:

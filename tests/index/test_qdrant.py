@@ -22,6 +22,7 @@ from index.qdrant.points import (
     document_sparse,
     point_id,
     query_sparse,
+    stored_length,
     term_index,
 )
 
@@ -121,6 +122,52 @@ def test_keyword_weights_saturate_and_normalise_length_as_bm25() -> None:
     assert i_streik in single
     indices, values = query_sparse(["Bahn", "bahn", "b-a-h-n", ""])
     assert indices == [i_bahn] and values == [1.0]  # case-folded, cleaned, each term once
+
+
+@pytest.mark.parametrize(
+    ("length", "stored"), [(0, 0), (39, 39), (40, 40), (41, 40), (150, 144), (2**40, 2013265944)]
+)
+def test_passage_lengths_are_stored_as_tantivy_stores_them(length: int, stored: int) -> None:
+    assert stored_length(length) == stored
+
+
+@pytest.mark.parametrize("where", ["local-mode", "edge"])
+def test_keyword_scores_are_the_local_index_scores(
+    tmp_path: Path, spec: IndexSpec, where: str
+) -> None:
+    """One term, passages of 3 to 300 terms: Qdrant's score is tantivy's (up to the IDF's
+    document count), so both rank alike and tie alike."""
+    docs = []
+    for i, n in enumerate([3, 12, 39, 41, 43, 47, 60, 61, 63, 150, 151, 160, 170, 290, 300] * 2):
+        terms = ["streik"] * (1 + i % 3) + [f"w{j % 40}" for j in range(n - 1 - i % 3)]
+        doc = make_doc(f"d{i}", [" ".join(terms)], source=f"s{i}.txt")
+        chunk = doc.chunks[0]
+        docs.append(DocumentRecord(**{**doc.__dict__, "chunks": (
+            ChunkRecord(**{**chunk.__dict__, "terms": terms}),)}))  # fmt: skip
+    location = str(tmp_path / "q") if where == "local-mode" else f"edge:{tmp_path / 'q'}"
+    with Index.open(tmp_path / "local", spec, create=True) as local, QdrantIndex.open(
+        location, spec, create=True
+    ) as qdrant:
+        local.write(upserts=docs)
+        qdrant.write(upserts=docs)
+        scores = []
+        for ix in (local, qdrant):
+            (hits,) = ix.keyword_search([["streik"]], 100)
+            scores.append({c.chunk_id: s for c, (_, s) in zip(ix.chunks([r for r, _ in hits]), hits)})
+    assert scores[0].keys() == scores[1].keys() and len(scores[0]) == len(docs)
+    ratios = np.array([scores[1][c] / scores[0][c] for c in scores[0]])
+    # the same scores but for one factor: the IDF, whose document count in tantivy includes
+    # the index's state record (large here, with the term in every passage)
+    assert ratios.std() / ratios.mean() < 1e-5
+    assert len(set(scores[0].values())) < len(docs)  # ties in tantivy's lengths are ties here
+
+
+def test_keywords_weighted_by_an_older_rule_are_remade(qdrant: QdrantIndex) -> None:
+    qdrant.write(upserts=[_with_terms(make_doc("a", ["Bahn streikt"]))])
+    assert qdrant.reanalyze_keywords("plain-v1", lambda rows: [t.split() for t, _ in rows]) == 1
+    assert qdrant.keyword_analyzer() == "plain-v1"
+    qdrant._save_state(keyword_norms=None)  # as a collection written before the rule was kept
+    assert qdrant.keyword_analyzer() is None  # so `ensure_keywords` re-makes the weights
 
 
 # -- search --------------------------------------------------------------------------------------

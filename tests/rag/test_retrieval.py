@@ -8,7 +8,7 @@ import pytest
 
 from rag.engine import Engine, Filters
 from rag.retrieval.analysis import Analyzer, compound_parts
-from rag.retrieval.fusion import Candidate, collapse, rrf
+from rag.retrieval.fusion import Candidate, collapse, rrf, shared_ranks
 from rag.types import Document
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -57,6 +57,21 @@ def test_rrf_rewards_agreement_and_keeps_evidence():
     fused = rrf({"dense": [(1, 0.9), (2, 0.8)], "keyword": [(2, 12.0), (3, 5.0)]}, {}, k=60)
     assert [c.row_id for c in fused] == [2, 1, 3]
     assert fused[0].dense == 0.8 and fused[0].keyword == 12.0 and fused[0].keyword_rank == 1
+
+
+def test_tied_scores_share_a_rank_so_storage_order_does_not_decide():
+    assert shared_ranks([9.0, 7.0, 7.0, 5.0, 5.0, 5.0, 1.0]) == [1, 2, 2, 4, 4, 4, 7]
+    assert shared_ranks([]) == []
+    # rows 3 and 4 tie on keywords; the dense list prefers 4: listed either way, 4 is first
+    for keyword in ([(3, 2.0), (4, 2.0)], [(4, 2.0), (3, 2.0)]):
+        fused = rrf({"dense": [(9, 0.9), (4, 0.5)], "keyword": keyword}, {}, k=60)
+        assert [c.row_id for c in fused] == [4, 9, 3] and fused[0].keyword_rank == 1
+
+
+def test_equal_fused_scores_go_to_the_closer_meaning_not_the_row_id():
+    # 5 is first in dense and second in keywords, 2 the other way round: equal fused scores
+    fused = rrf({"dense": [(5, 0.9), (2, 0.7)], "keyword": [(2, 9.0), (5, 8.0)]}, {}, k=60)
+    assert fused[0].score == fused[1].score and [c.row_id for c in fused] == [5, 2]
 
 
 def test_collapse_merges_near_duplicates_only():
