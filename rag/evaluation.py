@@ -249,9 +249,11 @@ def evaluate_answers(
     modes: Sequence[str] = (),
     hard_negatives: bool = False,
     sample: int | None = None,
+    rows: Path | None = None,
 ) -> dict[str, Any]:
     """Answer every question of a SQuAD file against an index of its own paragraphs, in each
-    of `modes` (default: `mode`, else the configured one).
+    of `modes` (default: `mode`, else the configured one). With `rows`, one JSON line per
+    question, mode and run (answerable, hard negative) is written there as it is answered.
 
     Per mode: how often the answer contains a gold answer string (`contains_gold`), is answered
     and correct, is refused although the paragraph is there (`wrongly_refused`), cites the gold
@@ -278,15 +280,16 @@ def evaluate_answers(
     article = {d.doc_id: d.doc_id.rsplit("-", 1)[0] for d in docs}
     n = len(items) or 1
     out: dict[str, Any] = {"n_questions": len(items), "mode": asked_modes[0], "by_mode": {}}
-    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp, ExitStack() as stack:
+        sink = stack.enter_context(rows.open("w", encoding="utf-8")) if rows else None
         with Engine.open(index_dir or Path(tmp) / "index", settings) as engine:
             engine.add_documents(docs)
             for asked in asked_modes:
                 block: dict[str, Any] = {}
-                block["answerable_index"], used = _answer_run(engine, items, golds, asked)
+                block["answerable_index"], used = _answer_run(engine, items, golds, asked, sink)
                 if hard_negatives:
                     block["hard_negatives"] = _hard_negative_run(
-                        engine, items, golds, asked, docs, article, Filters
+                        engine, items, golds, asked, docs, article, Filters, sink
                     )
                 out["by_mode"][used or asked] = block
         if unanswerable_corpus:
@@ -319,8 +322,39 @@ def evaluate_answers(
     return out
 
 
+def _squad_row(
+    sink: Any, run: str, mode: str, q: Question, golds: list[str], answer: Any, seconds: float
+) -> None:
+    """One answered question as a JSON line (`--out`): what was asked, the answer, its first
+    citation and whether it held a gold string."""
+    if sink is None:
+        return
+    first = answer.citations[0] if answer.citations else None
+    row = {
+        "run": run,
+        "mode": mode,
+        "answered_mode": answer.mode,
+        "id": q.qid,
+        "question": q.text,
+        "gold_doc_id": q.gold_doc_id,
+        "gold_answers": golds,
+        "answer": answer.text,
+        "answerable": bool(answer.answerable),
+        "contains_gold": _contains(answer.text, golds),
+        "first_citation_doc_id": None if first is None else first.doc_id,
+        "evidence": answer.evidence,
+        "seconds": round(seconds, 3),
+    }
+    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+    sink.flush()
+
+
 def _answer_run(
-    engine: Any, items: Sequence[Question], golds: dict[str, list[str]], mode: str
+    engine: Any,
+    items: Sequence[Question],
+    golds: dict[str, list[str]],
+    mode: str,
+    sink: Any = None,
 ) -> tuple[dict[str, Any], str | None]:
     """The answerable run of one mode, and the mode that actually answered (reader mode with
     no model answers in quote mode)."""
@@ -338,6 +372,7 @@ def _answer_run(
         correct += hit and answer.answerable
         first_gold += bool(answer.citations) and answer.citations[0].doc_id == q.gold_doc_id
         answered += answer.answerable
+        _squad_row(sink, "answerable", mode, q, golds.get(q.qid, []), answer, seconds[-1])
         if answer.evidence is not None:
             evidence.append(answer.evidence)
     n = len(items) or 1
@@ -363,6 +398,7 @@ def _hard_negative_run(
     docs: Sequence[Document],
     article: dict[str, str],
     filters: Any,
+    sink: Any = None,
 ) -> dict[str, Any]:
     """Each question against its article's other paragraphs only: it should be refused."""
     refused = asked = clean = refused_clean = 0
@@ -375,6 +411,7 @@ def _hard_negative_run(
         started = time.perf_counter()
         answer = engine.ask(q.text, filters(sources=tuple(d.source for d in others)), mode=mode)
         seconds.append(time.perf_counter() - started)
+        _squad_row(sink, "hard_negative", mode, q, golds.get(q.qid, []), answer, seconds[-1])
         asked += 1
         refused += not answer.answerable
         if not any(_contains(d.text, golds.get(q.qid, [])) for d in others):

@@ -97,8 +97,8 @@ def eval_cmd(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="JSONL questions: write one line per question and mode here (answer, first citation, "
-    "verdicts).",
+    help="Write one JSON line per question and mode here (the answer, its first citation, "
+    "the verdicts; with a SQuAD file also per run: answerable, hard negative).",
 )
 @click.option(
     "--hard-negatives",
@@ -150,10 +150,10 @@ def eval_answers_cmd(
             )
         _temporal_cmd(questions, index_dir, index_from, out, modes, limit, sample, as_json)
         return
-    if index_from or out:
+    if index_from:
         raise click.UsageError(
-            "--index-from and --out go with a JSONL question file (--questions FILE.jsonl "
-            "without SQUAD_FILE)"
+            "--index-from goes with a JSONL question file (--questions FILE.jsonl without "
+            "SQUAD_FILE)"
         )
     report = evaluate_answers(
         load_settings(),
@@ -166,6 +166,7 @@ def eval_answers_cmd(
         modes=modes,
         hard_negatives=hard_negatives,
         sample=sample,
+        rows=out,
     )
     if as_json:
         _echo_json(report)

@@ -638,9 +638,10 @@ def test_eval_answers_asks_hard_negatives_and_compares_modes(tmp_path, monkeypat
     first["paragraphs"].append({**second["paragraphs"][0], "qas": []})
     squad_file = write_json(tmp_path / "tiny.de.json", data)
 
+    rows_file = tmp_path / "rows.jsonl"
     result = run(
         ["eval-answers", squad_file, "--hard-negatives", "--mode", "quote", "--mode", "quote",
-         "--sample", "3", "--json"]
+         "--sample", "3", "--out", rows_file, "--json"]
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
@@ -656,6 +657,15 @@ def test_eval_answers_asks_hard_negatives_and_compares_modes(tmp_path, monkeypat
     assert 1 <= negatives["n"] <= questions_in_first
     assert 0.0 <= negatives["refused"] <= 1.0 and negatives["n_clean"] <= negatives["n"]
     assert report["hard_negatives"] == negatives  # the first mode's figures at the top level
+    # --out: one line per question and run, to read the failures
+    rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines()]
+    assert [r["run"] for r in rows].count("answerable") == 3
+    assert [r["run"] for r in rows].count("hard_negative") == negatives["n"]
+    answered = [r for r in rows if r["run"] == "answerable"]
+    assert sum(r["contains_gold"] for r in answered) / 3 == pytest.approx(
+        answerable["contains_gold"], abs=1e-4
+    )
+    assert all(r["gold_answers"] == [GOLD[r["id"]]] and r["answer"] for r in answered)
 
 
 @pytest.mark.slow
