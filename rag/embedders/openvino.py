@@ -107,6 +107,11 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         self._tokenizing = threading.Lock()  # the tokenizer is not thread-safe
         self._lanes = Lanes(1)  # one per stream the model is compiled with (see _load)
         self._requests: list[Any] = []
+        self._whole_ir: Path | None = None
+        self._whole_config: dict[str, Any] = {}
+        self._whole_request: Any = None
+        self._whole_started = False
+        self._whole_lock = threading.Lock()
 
     def _load(self) -> Any:
         import openvino as ov
@@ -143,8 +148,37 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         self._input_names = tuple(p.get_any_name() for p in self._compiled.inputs)
         self._requests = [self._compiled.create_infer_request() for _ in range(streams)]
         self._lanes = Lanes(streams)
+        # A question on an idle machine runs on every core: the same model compiled once more
+        # as one stream of all threads (on the first question: an index run never pays it).
+        self._whole_ir = ir
+        self._whole_config = {**config, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        self._whole_request, self._whole_started = None, False
         log.info("loaded embedder %s (OpenVINO, %s)", self.id, self.precision)
         return model
+
+    def _whole(self) -> Any:
+        """The infer request of the model compiled as one stream over all threads, or None
+        until it is ready: the first question starts its compile (0.7 s, on another thread,
+        so no question waits for it, and an index run, which asks nothing, never pays it)."""
+        with self._whole_lock:
+            if self._whole_request is None and not self._whole_started:
+                self._whole_started = True
+                threading.Thread(target=self._compile_whole, daemon=True).start()
+            return self._whole_request
+
+    def _compile_whole(self) -> None:
+        import openvino as ov
+
+        try:
+            core = ov.Core()
+            model = core.read_model(self._whole_ir)
+            compiled = core.compile_model(model, "CPU", self._whole_config)
+            request = compiled.create_infer_request()
+        except RuntimeError as exc:
+            log.warning("questions embed on one core (%s)", str(exc).splitlines()[0])
+            return
+        with self._whole_lock:
+            self._whole_request = request
 
     def _convert_once(self, location: str, ir: Path) -> None:
         """First use: trace the model through torch; later loads need no torch at all."""
@@ -217,6 +251,12 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
                     return_tensors="np",
                 )
             inputs = {name: batch[name].astype(np.int64) for name in self._input_names}
+            whole = self._whole() if question and self._lanes.count > 1 else None
+            if whole is not None:
+                with self._lanes.query_whole() as lane:
+                    request = whole if lane is None else self._requests[lane]
+                    out[rows] = request.infer(inputs)[0]
+                return
             with self._lanes.query() if question else self._lanes.batch() as lane:
                 out[rows] = self._requests[lane].infer(inputs)[0]  # copied before release
 

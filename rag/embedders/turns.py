@@ -90,6 +90,28 @@ class Lanes:
             self._release(lane, question=True)
 
     @contextmanager
+    def query_whole(self) -> Iterator[int | None]:
+        """For a question: every lane when all are free this moment (yields None: the caller
+        may use all cores), else one lane as `query` gives it. A batch arriving meanwhile
+        waits for the question, which takes milliseconds."""
+        with self._cond:
+            whole = len(self._free) == self.count and not self._waiting
+            if whole:
+                self._free.clear()
+                self._last_question = self._clock()
+        if not whole:
+            with self.query() as lane:
+                yield lane
+            return
+        try:
+            yield None
+        finally:
+            with self._cond:
+                self._last_question = self._clock()
+                self._free.update(range(self.count))
+                self._cond.notify_all()
+
+    @contextmanager
     def batch(self) -> Iterator[int]:
         """A lane for a passage batch: the uploads' lane, or the questions' lane while quiet;
         after `PATIENCE_SECONDS` of questions going first, the uploads' lane regardless."""

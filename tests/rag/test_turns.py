@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+
+import pytest
 
 from rag.embedders.turns import Lanes, QueriesFirst
 
@@ -120,6 +123,26 @@ def test_a_waiting_question_goes_before_a_waiting_batch():
     assert order == ["question", "batch"]
 
 
+def test_a_question_on_an_idle_model_takes_every_lane_and_a_batch_waits_for_it():
+    lanes = Lanes(2, quiet=2.0, clock=_Clock())
+    started = threading.Event()
+
+    def batch() -> None:
+        with lanes.batch():
+            started.set()
+
+    with lanes.query_whole() as lane:
+        assert lane is None  # all cores for this question
+        worker = threading.Thread(target=batch)
+        worker.start()
+        assert not started.wait(0.2)  # no lane is free until the question is done
+    assert started.wait(5)
+    worker.join(5)
+    with lanes.batch() as busy:  # a batch runs: the question gets one lane, the other one
+        with lanes.query_whole() as lane:
+            assert lane is not None and lane != busy
+
+
 def _hold(context, order: list[str], name: str) -> None:
     with context:
         order.append(name)
@@ -138,3 +161,31 @@ def test_openvino_embeds_passages_alike_on_one_lane_or_two(settings):
     embedder._lanes = Lanes(1)
     one = embedder.embed_passages(texts)
     assert float((two * one).sum(axis=1).min()) > 0.9999
+
+
+def test_openvino_embeds_a_question_alike_on_every_core_or_one_lane(settings):
+    """An idle model embeds a question with its all-threads compile (made in the background
+    after the first question, which takes a lane meanwhile): the same vector."""
+    from rag.embedders import create_embedder
+
+    embedder = create_embedder(settings.embedding, "openvino")
+    question = "Wann wurde mit dem Bau des Kölner Doms begonnen?"
+    first = embedder.embed_queries([question])
+    if embedder._lanes.count < 2:
+        pytest.skip("one core: one lane, no second compile")
+    deadline = time.monotonic() + 60
+    while embedder._whole() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert embedder._whole() is not None
+    taken: list[object] = []
+    original = Lanes.query_whole
+
+    def spy(lanes):
+        with original(lanes) as lane:
+            taken.append(lane)
+            yield lane
+
+    embedder._lanes.query_whole = contextlib.contextmanager(spy).__get__(embedder._lanes)
+    whole = embedder.embed_queries([question])
+    assert taken == [None]  # every core: the all-threads compile ran it
+    assert float((whole * first).sum()) > 0.9999
