@@ -163,16 +163,21 @@ def test_openvino_embeds_passages_alike_on_one_lane_or_two(settings):
     assert float((two * one).sum(axis=1).min()) > 0.9999
 
 
-def test_openvino_embeds_a_question_alike_on_every_core_or_one_lane(settings):
+def test_openvino_embeds_a_question_alike_on_every_core_or_one_lane(settings, monkeypatch):
     """An idle model embeds a question with its all-threads compile (made in the background
-    after the first question, which takes a lane meanwhile): the same vector."""
-    from rag.embedders import create_embedder
+    after the first question, which takes a lane meanwhile): the same vector. On a busy
+    machine (load at or over the cores) the question takes a lane, as under an upload."""
+    from rag.embedders import create_embedder, openvino
 
     embedder = create_embedder(settings.embedding, "openvino")
     question = "Wann wurde mit dem Bau des Kölner Doms begonnen?"
+    monkeypatch.setattr(openvino, "_cores_spare", lambda: False)
     first = embedder.embed_queries([question])
     if embedder._lanes.count < 2:
         pytest.skip("one core: one lane, no second compile")
+    assert not embedder._whole_started  # busy: no second compile either
+    monkeypatch.setattr(openvino, "_cores_spare", lambda: True)
+    embedder.embed_queries([question])
     deadline = time.monotonic() + 60
     while embedder._whole() is None and time.monotonic() < deadline:
         time.sleep(0.05)
