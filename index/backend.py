@@ -52,6 +52,12 @@ class IndexBackend(Protocol):
         """The passages with these row ids, in order; ids no longer stored are skipped."""
         ...
 
+    def passage_texts(self, row_ids: Sequence[int]) -> dict[int, tuple[str, bytes | None]]:
+        """row id -> (text, near-duplicate signature) of each passage (unknown ids skipped):
+        what reranking and dedupe read of many candidates, without the document's metadata
+        that `chunks` joins in for the few hits shown."""
+        ...
+
     def evidence(self, row_ids: Sequence[int]) -> dict[int, PassageEvidence]:
         """Passage vector and sentence spans/vectors of each passage (unknown ids skipped)."""
         ...

@@ -264,6 +264,11 @@ class Index:
         with self._mutex:
             return self._open_store().chunks(row_ids)
 
+    def passage_texts(self, row_ids: Sequence[int]) -> dict[int, tuple[str, bytes | None]]:
+        """row id -> (text, signature) of each chunk; ids not in the index are skipped."""
+        with self._mutex:
+            return self._open_store().passage_texts(row_ids)
+
     def chunk_row_ids(
         self,
         *,

@@ -258,6 +258,13 @@ class Store:
         by_id = {row[12]: StoredChunk(*row) for row in rows}  # row[12]: c.id
         return [by_id[i] for i in ids if i in by_id]
 
+    def passage_texts(self, row_ids: Sequence[int]) -> dict[int, tuple[str, bytes | None]]:
+        rows = self._conn.execute(
+            "SELECT id, text, signature FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(i) for i in row_ids]),),
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
     def chunk_row_ids(
         self,
         *,

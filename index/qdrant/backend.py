@@ -45,6 +45,7 @@ from .points import (
     document_payload,
     document_sparse,
     fp16,
+    passage_signature,
     point_id,
     query_sparse,
     selection,
@@ -219,6 +220,17 @@ class QdrantIndex:
             if f.payload.get("kind") == KIND_CHUNK
         }
         return [by_id[i] for i in ids if i in by_id]
+
+    def passage_texts(self, row_ids: Sequence[int]) -> dict[int, tuple[str, bytes | None]]:
+        """row id -> (text, signature) of each passage; ids no longer stored are skipped."""
+        ids = list(dict.fromkeys(int(i) for i in row_ids))
+        with self._mutex:
+            fetched = self._open().retrieve(ids, ("kind", "text", "signature"))
+        return {
+            f.id: (f.payload.get("text", ""), passage_signature(f.payload))
+            for f in fetched
+            if f.payload.get("kind") == KIND_CHUNK
+        }
 
     def evidence(self, row_ids: Sequence[int]) -> dict[int, PassageEvidence]:
         """Passage vector and sentence spans/vectors of each passage (unknown ids skipped)."""

@@ -258,6 +258,11 @@ def stored_chunk(row_id: int, payload: Mapping[str, Any]) -> StoredChunk:
     )
 
 
+def passage_signature(payload: Mapping[str, Any]) -> bytes | None:
+    """The near-duplicate signature a passage's payload holds (None when it has none)."""
+    return _signature(payload.get("signature"))
+
+
 def _signature(value: Any) -> bytes | None:
     return base64.b64decode(value) if isinstance(value, str) else None
 

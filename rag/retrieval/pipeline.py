@@ -72,6 +72,7 @@ class _Reads:
     def __init__(self, index: IndexBackend) -> None:
         self.index = index
         self.rows: dict[int, StoredChunk] = {}
+        self.light: dict[int, tuple[str, bytes | None]] = {}
         self.evidence: dict[int, PassageEvidence] = {}
 
     def chunks(self, row_ids: Sequence[int]) -> dict[int, StoredChunk]:
@@ -81,9 +82,27 @@ class _Reads:
             self.rows.update((c.row_id, c) for c in self.index.chunks(missing))
         return self.rows
 
+    def passages(self, row_ids: Sequence[int]) -> dict[int, tuple[str, bytes | None]]:
+        """(text, signature) of each passage: what rerank and dedupe read of many candidates
+        (no document join: at 1M passages, cold, that halves the time of reading 30)."""
+        missing = list(dict.fromkeys(r for r in row_ids if r not in self.light))
+        if missing:
+            known = {
+                r: (self.rows[r].text, self.rows[r].signature) for r in missing if r in self.rows
+            }
+            rest = [r for r in missing if r not in known]
+            self.light.update(known)
+            if rest:
+                self.light.update(self.index.passage_texts(rest))
+        return self.light
+
     def texts(self, row_ids: Sequence[int]) -> dict[int, str]:
-        rows = self.chunks(row_ids)
-        return {r: rows[r].text for r in row_ids if r in rows}
+        read = self.passages(row_ids)
+        return {r: read[r][0] for r in row_ids if r in read}
+
+    def signatures(self, row_ids: Sequence[int]) -> dict[int, bytes | None]:
+        read = self.passages(row_ids)
+        return {r: read[r][1] for r in row_ids if r in read}
 
     def evidence_of(self, row_ids: Sequence[int]) -> dict[int, PassageEvidence]:
         missing = list(dict.fromkeys(r for r in row_ids if r not in self.evidence))
@@ -220,8 +239,7 @@ class Retriever:
         if plan.dedupe and cands:
             head = cands[:want]
             ids = [c.row_id for c in head]
-            rows = reads.chunks(ids)
-            stored = {r: rows[r].signature for r in ids if r in rows}
+            stored = reads.signatures(ids)
             cands = collapse(head, reads.texts(ids), self.settings.duplicate_overlap, stored)
         return cands[:k]
 

@@ -121,6 +121,14 @@ class IndexConformance:
         assert c.url == "https://example.org/b"
         assert filled.chunks([row, 10**9]) == [c]  # unknown ids are skipped
 
+    def test_passage_texts_are_the_chunks_text_and_signature(self, filled: IndexBackend) -> None:
+        rows = [c.row_id for c in filled.chunks(list(filled.chunk_row_ids()))]
+        light = filled.passage_texts(rows + [10**9])  # unknown ids are skipped
+        assert set(light) == set(rows)
+        for c in filled.chunks(rows):
+            assert light[c.row_id] == (c.text, c.signature)
+        assert any(sig is not None for _, sig in light.values())
+
     # -- search ------------------------------------------------------------------------------
     def test_dense_search_is_exact_inner_product_order(self, filled: IndexBackend) -> None:
         rows = list(filled.chunk_row_ids())

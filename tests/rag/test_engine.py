@@ -488,12 +488,14 @@ def test_search_after_close_says_the_engine_is_closed(seeded_dir, tmp_path, sett
 
 
 class _CountingIndex:
-    """Wraps an index and records every row id asked of `chunks` and `evidence`."""
+    """Wraps an index and records every row id asked of `chunks`, `evidence` and
+    `passage_texts`."""
 
     def __init__(self, index) -> None:
         self._index = index
         self.chunk_rows: list[int] = []
         self.evidence_rows: list[int] = []
+        self.text_rows: list[int] = []
 
     def chunks(self, row_ids):
         self.chunk_rows.extend(row_ids)
@@ -502,6 +504,10 @@ class _CountingIndex:
     def evidence(self, row_ids):
         self.evidence_rows.extend(row_ids)
         return self._index.evidence(row_ids)
+
+    def passage_texts(self, row_ids):
+        self.text_rows.extend(row_ids)
+        return self._index.passage_texts(row_ids)
 
     def __getattr__(self, name):
         return getattr(self._index, name)
@@ -520,6 +526,10 @@ def test_one_ask_reads_each_passage_and_its_evidence_once(seeded_dir, settings, 
     assert counting.chunk_rows and counting.evidence_rows
     assert len(counting.chunk_rows) == len(set(counting.chunk_rows)), counting.chunk_rows
     assert len(counting.evidence_rows) == len(set(counting.evidence_rows)), counting.evidence_rows
+    assert len(counting.text_rows) == len(set(counting.text_rows)), counting.text_rows
+    if mode != "keyword":  # (keywords match few of the seeds: no more candidates than hits)
+        # Candidates are read without their document; only the hits' rows are read whole.
+        assert len(counting.chunk_rows) < len(counting.text_rows)
     # Every passage of the answer came with its evidence, read in the same search.
     assert all(h.evidence is not None for h in answer.passages)
 
