@@ -254,16 +254,13 @@ def stored_chunk(row_id: int, payload: Mapping[str, Any]) -> StoredChunk:
         url=payload.get("url"),
         row_id=int(row_id),
         date_source=payload.get("date_source"),
-        signature=_signature(payload.get("signature")),
+        signature=passage_signature(payload),
     )
 
 
 def passage_signature(payload: Mapping[str, Any]) -> bytes | None:
     """The near-duplicate signature a passage's payload holds (None when it has none)."""
-    return _signature(payload.get("signature"))
-
-
-def _signature(value: Any) -> bytes | None:
+    value = payload.get("signature")
     return base64.b64decode(value) if isinstance(value, str) else None
 
 
