@@ -490,6 +490,30 @@ def test_int8_model_is_quantized_close_to_fp32_and_cached(
 
 
 @pytest.mark.slow
+def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32):
+    """A batch is padded to a multiple of 16 tokens; each such width, filled to 3 tokens short,
+    must give the fp32 vector. OpenVINO 2026.4 computed 32-token int8 inputs wrong (cosine 0.93
+    to fp32; every other width >= 0.999), so the embedder does not use 32; a runtime with
+    another bad width fails here and names it."""
+    import torch
+
+    tokenizer = embedder_int8.model.tokenizer
+    ids = tokenizer("passage: " + " ".join(seed_paragraphs()))["input_ids"]
+    bad = {}
+    for longest in range(16, embedder_int8.model.max_seq_length + 1, 16):
+        row = ids[: longest - 4] + [tokenizer.sep_token_id]
+        inputs = embedder_int8._inputs([row], longest, tokenizer.pad_token_id)
+        vector = embedder_int8._requests[0].infer(inputs)[0][0]
+        with torch.no_grad():
+            features = {"input_ids": torch.tensor([row]), "attention_mask": torch.ones(1, len(row))}
+            ref = embedder_fp32.model(features)["sentence_embedding"][0].numpy()
+        cos = float(vector @ ref / np.linalg.norm(vector) / np.linalg.norm(ref))
+        if cos < 0.995:
+            bad[inputs["input_ids"].shape[1]] = round(cos, 4)
+    assert not bad, f"int8 widths far from fp32 (add them to openvino._INT8_BAD_WIDTHS): {bad}"
+
+
+@pytest.mark.slow
 def test_int8_build_is_deterministic_atomic_and_replaces_older_recipes(
     embedder_int8, monkeypatch, tmp_path
 ):
