@@ -514,6 +514,16 @@ def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32
 
 
 @pytest.mark.slow
+def test_openvino_makes_its_first_input_copy_at_load(settings):
+    """pyopenvino initializes a static on a request's first input copy while waiting for the
+    GIL; two lanes making that copy at once, with a third thread busy in Python (the keyword
+    analysis beside an ingest), hung 1 of 4 ingests. The load makes the first copy, alone."""
+    emb = create_embedder(settings.embedding, backend="openvino")
+    emb.model
+    assert emb._requests[0].get_input_tensor(0).shape[0] == 1  # a copy was made at load
+
+
+@pytest.mark.slow
 def test_int8_build_is_deterministic_atomic_and_replaces_older_recipes(
     embedder_int8, monkeypatch, tmp_path
 ):
