@@ -8,12 +8,11 @@ one atomic `write` commits. Nothing here touches the index itself.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
