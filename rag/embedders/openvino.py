@@ -116,6 +116,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         self._tokenizing = threading.Lock()  # the tokenizer is not thread-safe
         self._lanes = Lanes(1)  # one per stream the model is compiled with (see _load)
         self._requests: list[Any] = []
+        self._pad_id = 0  # the tokenizer's padding id (see _load)
         self._whole_ir: Path | None = None
         self._whole_config: dict[str, Any] = {}
         self._whole_request: Any = None
@@ -161,8 +162,8 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         # static on a request's first input copy while holding it and waiting for the GIL; two
         # lanes making their first copy at once (a thread holding the GIL waits on that
         # static) hung an ingest for good.
-        pad_id = model.tokenizer.pad_token_id or 0
-        self._requests[0].infer(self._inputs([[pad_id]], 1, pad_id))
+        self._pad_id = model.tokenizer.pad_token_id or 0
+        self._requests[0].infer(self._inputs([[self._pad_id]], 1))
         # A question on an idle machine runs on every core: the same model compiled once more
         # as one stream of all threads (on the first question: an index run never pays it).
         self._whole_ir = ir
@@ -240,7 +241,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.settings.cache_dir / "openvino" / digest / _IR_NAME
 
-    def _inputs(self, rows: Sequence[Sequence[int]], longest: int, pad_id: int) -> dict[str, Any]:
+    def _inputs(self, rows: Sequence[Sequence[int]], longest: int) -> dict[str, Any]:
         """One batch's model inputs: token ids right-padded to the batch width, attention mask
         (and token types where the model takes them)."""
         width = longest
@@ -248,7 +249,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             width = -(-longest // _INT8_PAD_TO) * _INT8_PAD_TO
             while width in _INT8_BAD_WIDTHS:
                 width += 1
-        input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for r, row in enumerate(rows):
             input_ids[r, : len(row)] = row
@@ -283,8 +284,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         texts = [prompt + t for t in texts] if prompt else list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self.model
-        ids, starts = self._tokenize(texts)
+        ids, starts = self._tokenize(texts)  # loads the model first
         lengths = np.diff(starts)
         # Longest first (memory peaks early), by tokens: a batch pads to its longest text, and
         # sorting by characters left 30% of the tokens computed as padding on Wikinews
@@ -296,11 +296,10 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         batches = [order[start : start + size] for start in range(0, len(texts), size)]
         # A question, or the few sentences an answer checks, is served as a question.
         question = query or len(texts) <= _QUESTION_TEXTS
-        pad_id = model.tokenizer.pad_token_id or 0
 
         def run(rows: np.ndarray) -> None:
             rows_ids = [ids[starts[i] : starts[i + 1]] for i in rows]
-            inputs = self._inputs(rows_ids, int(lengths[rows].max()), pad_id)
+            inputs = self._inputs(rows_ids, int(lengths[rows].max()))
             whole = self._whole() if question and self._lanes.count > 1 and _cores_spare() else None
             if whole is not None:
                 with self._lanes.query_whole() as lane:

@@ -502,7 +502,7 @@ def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32
     bad = {}
     for longest in range(16, embedder_int8.model.max_seq_length + 1, 16):
         row = ids[: longest - 4] + [tokenizer.sep_token_id]
-        inputs = embedder_int8._inputs([row], longest, tokenizer.pad_token_id)
+        inputs = embedder_int8._inputs([row], longest)
         vector = embedder_int8._requests[0].infer(inputs)[0][0]
         with torch.no_grad():
             features = {"input_ids": torch.tensor([row]), "attention_mask": torch.ones(1, len(row))}
