@@ -158,11 +158,11 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         self._input_names = tuple(p.get_any_name() for p in self._compiled.inputs)
         self._requests = [self._compiled.create_infer_request() for _ in range(streams)]
         self._lanes = Lanes(streams)
+        self._pad_id = model.tokenizer.pad_token_id or 0
         # One inference now, on this thread alone: pyopenvino initializes a function-local
         # static on a request's first input copy while holding it and waiting for the GIL; two
         # lanes making their first copy at once (a thread holding the GIL waits on that
         # static) hung an ingest for good.
-        self._pad_id = model.tokenizer.pad_token_id or 0
         self._requests[0].infer(self._inputs([[self._pad_id]], 1))
         # A question on an idle machine runs on every core: the same model compiled once more
         # as one stream of all threads (on the first question: an index run never pays it).
