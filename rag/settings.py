@@ -69,7 +69,14 @@ class EmbeddingSettings(_Section):
         description="Inference runtime for the model: openvino (about 1.4x faster on CPU) or "
         "torch; auto = openvino where it is installed. Same vectors either way.",
     )
-    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Texts per forward pass (torch); OpenVINO takes this many texts of 128 "
+        "tokens, up to 4x as many shorter ones, fewer longer ones (short sentences run faster "
+        "in larger batches).",
+    )
     max_seq_length: int = Field(512, ge=16, le=8192, description="Token limit per text.")
     threads: int | None = Field(
         None, ge=1, le=256, description="Inference threads (torch or OpenVINO); None = all."

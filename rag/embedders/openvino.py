@@ -61,6 +61,9 @@ OpenVINO 2026.4's CPU plugin computes a 32-token input wrong (cosine 0.93-0.96 t
 other width from 8 to 512 >= 0.999; the fused attention, fine with SNIPPETS_MODE=DISABLE or f32,
 both slower). Such a batch is padded one token wider. `tests/rag/test_embedders.py` checks every
 width the embedder uses against fp32, so a runtime with another bad width is found there."""
+_BATCH_WIDTH = 128
+"""`embedding.batch_size` texts of this many tokens make a batch; shorter texts go more to a
+batch, longer fewer (`_batches`)."""
 _IR_NAME = "model.xml"
 _META_NAME = "embedder.json"  # written last: its presence marks a complete conversion
 _TOKENIZER_DIR = "tokenizer"
@@ -292,8 +295,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
         # 12.6 s instead of 13.9.
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        size = self.settings.batch_size
-        batches = [order[start : start + size] for start in range(0, len(texts), size)]
+        batches = _batches(order, lengths, self.settings.batch_size)
         # A question, or the few sentences an answer checks, is served as a question.
         question = query or len(texts) <= _QUESTION_TEXTS
 
@@ -330,6 +332,24 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
                 progress.close()
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+
+def _batches(order: np.ndarray, lengths: np.ndarray, size: int) -> list[np.ndarray]:
+    """`order` (longest first) cut into batches of about `size` x `_BATCH_WIDTH` tokens each:
+    short texts go in larger batches (at most 4 x `size`), long ones in smaller (each a
+    multiple of 16 rows where it has 16 or more). One row count per width, so no more input
+    shapes than fixed batches. Measured one stream at a time (int8, AMX Xeon), per token:
+    16-token rows 94 us at 32 a batch, 69 at 128; 48-token 76 / 71 at 64; 208-token 92 / 88
+    at 16. Wikinews ingest embeds 2.5-4% faster than with 32 texts a batch throughout."""
+    batches, start = [], 0
+    while start < len(order):
+        width = -(-int(lengths[order[start]]) // 16) * 16
+        rows = max(1, min(4 * size, size * _BATCH_WIDTH // width))
+        if rows >= 16:
+            rows -= rows % 16
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
 
 
 def _cores_spare() -> bool:

@@ -491,26 +491,58 @@ def test_int8_model_is_quantized_close_to_fp32_and_cached(
 
 @pytest.mark.slow
 def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32):
-    """A batch is padded to a multiple of 16 tokens; each such width, filled to 3 tokens short,
-    must give the fp32 vector. OpenVINO 2026.4 computed 32-token int8 inputs wrong (cosine 0.93
-    to fp32; every other width >= 0.999), so the embedder does not use 32; a runtime with
-    another bad width fails here and names it."""
+    """A batch is padded to a multiple of 16 tokens; each such width, in a batch of the rows
+    `_batches` gives it (rows 3 to 6 tokens short of it), must give the fp32 vectors. OpenVINO
+    2026.4 computed 32-token int8 inputs wrong (cosine 0.93 to fp32; every other width >= 0.999),
+    so the embedder does not use 32; a runtime with another bad width fails here and names it."""
     import torch
+
+    from rag.embedders.openvino import _batches
 
     tokenizer = embedder_int8.model.tokenizer
     ids = tokenizer("passage: " + " ".join(seed_paragraphs()))["input_ids"]
+    size = embedder_int8.settings.batch_size
     bad = {}
     for longest in range(16, embedder_int8.model.max_seq_length + 1, 16):
-        row = ids[: longest - 4] + [tokenizer.sep_token_id]
-        inputs = embedder_int8._inputs([row], longest)
-        vector = embedder_int8._requests[0].infer(inputs)[0][0]
-        with torch.no_grad():
-            features = {"input_ids": torch.tensor([row]), "attention_mask": torch.ones(1, len(row))}
-            ref = embedder_fp32.model(features)["sentence_embedding"][0].numpy()
-        cos = float(vector @ ref / np.linalg.norm(vector) / np.linalg.norm(ref))
-        if cos < 0.995:
-            bad[inputs["input_ids"].shape[1]] = round(cos, 4)
-    assert not bad, f"int8 widths far from fp32 (add them to openvino._INT8_BAD_WIDTHS): {bad}"
+        variants = [ids[: longest - 4 - k] + [tokenizer.sep_token_id] for k in range(4)]
+        n = len(_batches(np.arange(512), np.full(512, longest), size)[0])
+        rows = [variants[r % 4] for r in range(n)]
+        inputs = embedder_int8._inputs(rows, longest)
+        vectors = embedder_int8._requests[0].infer(inputs)[0]
+        for r, row in enumerate(variants):
+            with torch.no_grad():
+                features = {
+                    "input_ids": torch.tensor([row]),
+                    "attention_mask": torch.ones(1, len(row)),
+                }
+                ref = embedder_fp32.model(features)["sentence_embedding"][0].numpy()
+            mine = vectors[r::4]
+            cos = mine @ ref / np.linalg.norm(mine, axis=1) / np.linalg.norm(ref)
+            if cos.min() < 0.995:
+                bad[(n, inputs["input_ids"].shape[1])] = round(float(cos.min()), 4)
+    assert not bad, f"int8 (rows, width) far from fp32 (see openvino._INT8_BAD_WIDTHS): {bad}"
+
+
+def test_batches_hold_about_the_same_tokens_and_one_row_count_per_width():
+    """Short texts go in larger batches, long ones in smaller (`embedding.batch_size` texts of
+    128 tokens); every text in exactly one batch, longest first as given."""
+    from rag.embedders.openvino import _batches
+
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(3, 40, size=3000), rng.integers(40, 512, size=3000)])
+    order = np.argsort(-lengths, kind="stable")
+    batches = _batches(order, lengths, 32)
+    assert np.array_equal(np.concatenate(batches), order)
+    rows_by_width: dict[int, set[int]] = {}
+    for batch in batches[:-1]:
+        width = -(-int(lengths[batch[0]]) // 16) * 16
+        rows_by_width.setdefault(width, set()).add(len(batch))
+        assert len(batch) <= 128 and (len(batch) % 16 == 0 or len(batch) < 16)
+        assert len(batch) * width <= 32 * 128
+    assert all(len(rows) == 1 for rows in rows_by_width.values()), rows_by_width
+    assert rows_by_width[16] == {128} and rows_by_width[128] == {32} and rows_by_width[208] == {16}
+    one = _batches(np.arange(10), np.full(10, 300), 1)
+    assert [len(b) for b in one] == [1] * 10
 
 
 @pytest.mark.slow
