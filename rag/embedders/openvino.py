@@ -343,7 +343,7 @@ def _batches(order: np.ndarray, lengths: np.ndarray, size: int) -> list[np.ndarr
     at 16. Wikinews ingest embeds 2.5-4% faster than with 32 texts a batch throughout."""
     batches, start = [], 0
     while start < len(order):
-        width = -(-int(lengths[order[start]]) // 16) * 16
+        width = -(-int(lengths[order[start]]) // _INT8_PAD_TO) * _INT8_PAD_TO
         rows = max(1, min(4 * size, size * _BATCH_WIDTH // width))
         if rows >= 16:
             rows -= rows % 16

@@ -526,7 +526,7 @@ def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32
 def test_batches_hold_about_the_same_tokens_and_one_row_count_per_width():
     """Short texts go in larger batches, long ones in smaller (`embedding.batch_size` texts of
     128 tokens); every text in exactly one batch, longest first as given."""
-    from rag.embedders.openvino import _batches
+    from rag.embedders.openvino import _INT8_PAD_TO, _batches
 
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(3, 40, size=3000), rng.integers(40, 512, size=3000)])
@@ -535,7 +535,7 @@ def test_batches_hold_about_the_same_tokens_and_one_row_count_per_width():
     assert np.array_equal(np.concatenate(batches), order)
     rows_by_width: dict[int, set[int]] = {}
     for batch in batches[:-1]:
-        width = -(-int(lengths[batch[0]]) // 16) * 16
+        width = -(-int(lengths[batch[0]]) // _INT8_PAD_TO) * _INT8_PAD_TO
         rows_by_width.setdefault(width, set()).add(len(batch))
         assert len(batch) <= 128 and (len(batch) % 16 == 0 or len(batch) < 16)
         assert len(batch) * width <= 32 * 128
