@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.atomic import fsync_dir, fsync_tree
-from rag.embedders import calibration, precision
+from rag.embedders import calibration, heap, precision
 from rag.embedders.sentence_transformers import (
     _PROGRESS_MIN,
     SentenceTransformerEmbedder,
@@ -150,6 +150,7 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
             "NUM_STREAMS": streams,
             "INFERENCE_NUM_THREADS": threads,
         }
+        heap.cap_arenas()  # before the runtime's threads and the lanes' first allocations
         try:
             core = ov.Core()
             self._compiled = core.compile_model(core.read_model(ir), "CPU", config)
