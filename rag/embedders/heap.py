@@ -14,48 +14,34 @@ import ctypes
 import ctypes.util
 import logging
 import os
-import sys
-import threading
 
 log = logging.getLogger(__name__)
 
 ARENAS = 2
 """Arenas the process keeps: one per embedding lane (`turns.Lanes` has at most two)."""
 _M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
-_lock = threading.Lock()
-_done = False
 
 
 def cap_arenas(arenas: int = ARENAS) -> bool:
-    """Cap the glibc malloc arenas of this process at `arenas` (arenas made before stay).
-    Does nothing where the C library is not glibc, or where `MALLOC_ARENA_MAX` is set in the
-    environment (the operator's choice wins). True where the cap was set, by this call or an
-    earlier one."""
-    global _done
-    with _lock:
-        if _done:
-            return True
-        if not sys.platform.startswith("linux") or os.environ.get("MALLOC_ARENA_MAX"):
-            return False
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):  # no C library to load, or one without mallopt
-            return False
-        if not _glibc(libc):
-            return False
-        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        _done = mallopt(_M_ARENA_MAX, arenas) == 1
-        if _done:
-            log.debug("malloc arenas capped at %d", arenas)
-        return _done
-
-
-def _glibc(libc: ctypes.CDLL) -> bool:
-    """Whether `libc` is glibc (musl has a `mallopt` that accepts and ignores everything)."""
-    try:
-        version = libc.gnu_get_libc_version
-    except AttributeError:
+    """Cap the glibc malloc arenas of this process at `arenas` (arenas made before stay; a
+    second call sets the same cap again). Does nothing where the C library is not glibc (musl's
+    `mallopt` accepts and ignores everything), or where `MALLOC_ARENA_MAX` is set in the
+    environment (the operator's choice wins). True where the cap is set."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not _glibc():
         return False
-    version.restype = ctypes.c_char_p
-    return bool(version())
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # no C library to load, or one without mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if mallopt(_M_ARENA_MAX, arenas) != 1:
+        return False
+    log.debug("malloc arenas capped at %d", arenas)
+    return True
+
+
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows) or no such name
+        return False
