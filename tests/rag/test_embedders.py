@@ -449,6 +449,13 @@ def embedder_int8(settings):
 
 MODEL_FIXTURES = frozenset({"embedder_int8"})
 
+# How close int8 comes to fp32 depends on the CPU: with int8 dot products (VNNI, AMX) OpenVINO
+# runs the quantized layers natively; without them (an AVX2-only CPU) through other kernels,
+# less exactly. Measured on the packaged model: mean cosine 0.999 with VNNI, 0.9970 on an
+# AVX2-only EPYC (worst batch width 0.9948 there, >= 0.999 with VNNI). `auto` runs int8 only
+# with VNNI; the looser bar only keeps a forced int8 on other CPUs honest.
+_INT8_MEAN_COS, _INT8_WIDTH_COS = (0.998, 0.995) if precision.native_int8() else (0.996, 0.99)
+
 
 @pytest.mark.slow
 def test_int8_model_is_quantized_close_to_fp32_and_cached(
@@ -470,9 +477,10 @@ def test_int8_model_is_quantized_close_to_fp32_and_cached(
     ):
         assert mine.dtype == np.float32 and mine.shape == ref.shape
         cos = np.sum(mine * ref, axis=1)
-        # Measured: mean 0.999, min 0.989 (the one-character paragraph "."). A model calibrated
-        # on two one-word texts (its ranges far off) gave mean 0.88 on the calibration texts.
-        assert cos.mean() >= 0.998, cos.mean()
+        # Measured with VNNI: mean 0.999, min 0.989 (the one-character paragraph "."). A model
+        # calibrated on two one-word texts (its ranges far off) gave mean 0.88 on the
+        # calibration texts.
+        assert cos.mean() >= _INT8_MEAN_COS, cos.mean()
         assert cos.min() >= 0.98, (texts[int(np.argmin(cos))][:60], cos.min())
     assert embedder_int8.id == embedder_fp32.id  # one vector space: an index opens under both
 
@@ -494,7 +502,8 @@ def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32
     """A batch is padded to a multiple of 16 tokens; each such width, in a batch of the rows
     `_batches` gives it (rows 3 to 6 tokens short of it), must give the fp32 vectors. OpenVINO
     2026.4 computed 32-token int8 inputs wrong (cosine 0.93 to fp32; every other width >= 0.999),
-    so the embedder does not use 32; a runtime with another bad width fails here and names it."""
+    so the embedder does not use 32; a runtime with another bad width fails here and names it
+    (against a looser bar on CPUs without int8 dot products, see `_INT8_WIDTH_COS`)."""
     import torch
 
     from rag.embedders.openvino import _batches
@@ -518,7 +527,7 @@ def test_int8_is_right_at_every_batch_width_it_runs(embedder_int8, embedder_fp32
                 ref = embedder_fp32.model(features)["sentence_embedding"][0].numpy()
             mine = vectors[r::4]
             cos = mine @ ref / np.linalg.norm(mine, axis=1) / np.linalg.norm(ref)
-            if cos.min() < 0.995:
+            if cos.min() < _INT8_WIDTH_COS:
                 bad[(n, inputs["input_ids"].shape[1])] = round(float(cos.min()), 4)
     assert not bad, f"int8 (rows, width) far from fp32 (see openvino._INT8_BAD_WIDTHS): {bad}"
 

@@ -370,8 +370,10 @@ def test_a_sure_phrase_not_of_the_asked_form_gives_the_quote_answer(
 
 def test_a_question_naming_two_times_is_read_per_time(seeded_dir, settings, embedder):
     """Per asked time, the model reads a passage of that time; where its phrase is not there,
-    that time's line quotes the best sentence instead."""
-    model = CannedReader("keine weitere Amtszeit", p_phrase=0.5)
+    that time's line quotes the best sentence instead. (Stoltenberg stands in every June 2023
+    passage that names the office, and in no December 2024 article: which of them ranks first
+    differs between int8 and fp32 vectors.)"""
+    model = CannedReader("Stoltenberg", p_phrase=0.5)
     shown = _refusal(settings, reader_answer_threshold=0.0)
     with _engine(seeded_dir, shown, embedder, model) as engine:
         answer = engine.ask(
@@ -380,9 +382,9 @@ def test_a_question_naming_two_times_is_read_per_time(seeded_dir, settings, embe
     assert answer.mode == "reader" and answer.answerable, answer.text
     assert len(model.calls) == 2  # one reading per time
     june, december = answer.text.split("\nStand 2023-06: ")[1].split("\nStand 2024-12: ")
-    assert june.startswith("keine weitere Amtszeit – „") and june.endswith("[1]")
+    assert june.startswith(f"{answer.phrase.text} – „") and june.endswith("[1]"), june
+    assert answer.phrase.text.endswith("Stoltenberg") and answer.phrase.n == 1
     assert " – „" not in december and december.rstrip().endswith("[2]")  # a quote, no phrase
-    assert answer.phrase.text == "keine weitere Amtszeit" and answer.phrase.n == 1
     assert [c.date for c in answer.citations] == ["2023-06", "2024-12"]
     assert "/004_" in answer.citations[1].source
 
